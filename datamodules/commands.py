@@ -1,0 +1,157 @@
+"""`optiscale data ...` and `optiscale bench data`: import and inspect stores."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+DATA = ("data", "build and inspect graph stores")
+BENCH = ("bench", "benchmarks that write their figures to a JSON file")
+
+
+def register(cli) -> None:
+    p = cli.command("import", "import published records (JSON, JSON.gz, HDF5 release) into a store", DATA)
+    p.add_argument("sources", nargs="+", metavar="SRC", help="files, directories or globs")
+    p.add_argument("--out", required=True, help="store directory")
+    _store_options(p)
+    p.set_defaults(func=cmd_import)
+
+    p = cli.command("info", "summary of a store: counts, splits, grid, cutoffs, rejected records", DATA)
+    p.add_argument("store")
+    p.add_argument("--json", action="store_true", help="print the JSON object")
+    p.set_defaults(func=cmd_info)
+
+    p = cli.command("ls", "material ids of a store, one per line", DATA)
+    p.add_argument("store")
+    p.add_argument("--split", choices=("train", "val", "test"))
+    p.set_defaults(func=cmd_ls)
+
+    p = cli.command("show", "one material: graph sizes and targets", DATA)
+    p.add_argument("store")
+    p.add_argument("mat_id")
+    p.add_argument("--json", action="store_true", help="print the JSON object (with the spectra)")
+    p.set_defaults(func=cmd_show)
+
+    p = cli.command("data", "graph building, loader throughput, bytes/material, streaming memory", BENCH)
+    p.add_argument("--json", required=True, metavar="OUT", help="where to write the figures")
+    p.add_argument("--sizes", default="1000,20000", help="store sizes for the streaming test")
+    p.add_argument("--workdir", default=None, help="scratch directory (default: a temporary one)")
+    p.set_defaults(func=cmd_bench)
+
+
+def _store_options(p) -> None:
+    p.add_argument("--grid-points", type=int, default=2001, help="resample 0-20 eV onto this many points")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the composition split and subset order")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--chunk-size", type=int, default=512, help="records per shard")
+    p.add_argument("--force", action="store_true", help="discard an existing store at --out and rebuild")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def store_kwargs(args) -> dict:
+    return dict(
+        grid_points=args.grid_points,
+        split_seed=args.split_seed,
+        workers=args.workers,
+        chunk_size=args.chunk_size,
+        force=args.force,
+        progress=not args.quiet,
+    )
+
+
+def print_summary(manifest: dict, out: str) -> None:
+    rej = manifest["rejected"]
+    s = manifest["splits"]
+    print(
+        f"{out}: {manifest['n_materials']} materials imported from {manifest['n_records']} records "
+        f"(train {s['train']}, val {s['val']}, test {s['test']}), {len(rej)} rejected"
+    )
+    for r in rej[:20]:
+        print(f"  rejected {r['source']}: {r['reason']}")
+    if len(rej) > 20:
+        print(f"  ... and {len(rej) - 20} more: optiscale data info {out} --json")
+
+
+def cmd_import(args) -> int:
+    from .importer import import_records
+
+    manifest = import_records(args.sources, args.out, **store_kwargs(args))
+    print_summary(manifest, args.out)
+    return 0
+
+
+def info(store_path: str) -> dict:
+    from .store import GraphStore
+
+    m = GraphStore(store_path).manifest
+    keys = ("n_materials", "n_records", "splits", "grid", "cutoff", "threebody_cutoff", "split_seed",
+            "split_method", "kind", "sources", "content_hash", "created", "rejected")
+    return {k: m[k] for k in keys if k in m}
+
+
+def cmd_info(args) -> int:
+    d = info(args.store)
+    if args.json:
+        print(json.dumps(d, indent=1))
+        return 0
+    g = d["grid"]
+    print(f"store        {args.store}")
+    print(f"materials    {d['n_materials']} of {d['n_records']} records ({len(d['rejected'])} rejected)")
+    print("splits       " + ", ".join(f"{k} {v}" for k, v in d["splits"].items()) + f"  ({d['split_method']})")
+    print(f"grid         {g['start']}-{g['stop']} eV, {g['points']} points")
+    print(f"cutoffs      {d['cutoff']} Å (two-body), {d['threebody_cutoff']} Å (three-body)")
+    print(f"content hash {d['content_hash']}")
+    return 0
+
+
+def cmd_ls(args) -> int:
+    from .store import SPLIT_CODE, GraphStore
+
+    store = GraphStore(args.store)
+    ids = store.mat_ids()
+    if args.split:
+        ids = ids[store.split[:] == SPLIT_CODE[args.split]]
+    sys.stdout.write("".join(f"{i}\n" for i in ids))
+    return 0
+
+
+def show(store_path: str, mat_id: str) -> dict:
+    import numpy as np
+
+    from .graphs import THREEBODY_CUTOFF, triplets
+    from .store import SPLITS, GraphStore
+
+    store = GraphStore(store_path)
+    i = store.lookup(mat_id)
+    rec = store.read(i)
+    n_trip = triplets(rec["edge_index"].astype(np.int64), rec["edge_vec"], THREEBODY_CUTOFF).shape[1]
+    return {
+        "mat_id": mat_id,
+        "formula": str(store.formulas()[i]),
+        "split": SPLITS[int(store.split[i])],
+        "n_atoms": int(store.n_atoms[i]),
+        "n_edges": int(store.n_edges[i]),
+        "n_triplets": int(n_trip),
+        "drude": float(rec["drude"][0]),
+        "omega": store.omega.tolist(),
+        "eps_re": rec["eps"][:, 0].astype(float).tolist(),
+        "eps_im": rec["eps"][:, 1].astype(float).tolist(),
+    }
+
+
+def cmd_show(args) -> int:
+    d = show(args.store, args.mat_id)
+    if args.json:
+        print(json.dumps(d))
+        return 0
+    for k in ("mat_id", "formula", "split", "n_atoms", "n_edges", "n_triplets", "drude"):
+        print(f"{k:11s} {d[k]}")
+    print(f"eps(0)      {d['eps_re'][0]:.4g} + {d['eps_im'][0]:.4g}i  ({len(d['eps_re'])} grid points)")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from experiments.bench_data import run
+
+    run(args.json, sizes=[int(s) for s in args.sizes.split(",")], workdir=args.workdir)
+    return 0

@@ -1,0 +1,238 @@
+"""Building a store from records: chunked, parallel, atomic and resumable.
+
+`build_store` is the one engine behind `optiscale data import` (published records) and the
+surrogate generator: a list of picklable items is cut into chunks; each chunk is loaded by a
+`load_chunk(items)` function yielding `(source, Material | RecordError)`, turned into graphs and
+written as one shard (atomically, the .json last). A rerun skips finished shards. When all shards
+exist, the index, the split and the manifest are written; the manifest last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write_bytes, atomic_write_json
+from .graphs import CUTOFF, THREEBODY_CUTOFF, GraphError, build_graph
+from .grid import REFERENCE_GRID, Grid, resample
+from .records import Material, RecordError, RecordRef, read_h5_record, read_json_record, release_split
+from .splits import split_by_composition, subset_order
+from .store import FORMAT_VERSION, SPLITS, pack
+
+LoadChunk = Callable[[list], Iterable[tuple[str, "Material | RecordError"]]]
+
+
+def load_published(refs: list[RecordRef]):
+    """Loader of the published data: JSON records and HDF5 release groups."""
+    open_h5: dict[str, object] = {}
+    try:
+        for ref in refs:
+            try:
+                if ref.key is None:
+                    yield ref.name, read_json_record(ref.path)
+                else:
+                    if ref.path not in open_h5:
+                        import h5py
+
+                        open_h5[ref.path] = h5py.File(ref.path, "r")
+                    yield ref.name, read_h5_record(open_h5[ref.path], ref, release_split(ref.path))
+            except RecordError as err:
+                yield ref.name, err
+            except (KeyError, OSError, ValueError, TypeError) as err:
+                yield ref.name, RecordError(ref.name, f"unreadable record ({type(err).__name__}: {err})")
+    finally:
+        for h5 in open_h5.values():
+            h5.close()
+
+
+def _shard_path(out: Path, k: int, suffix: str) -> Path:
+    return out / "shards" / f"shard-{k:05d}.{suffix}"
+
+
+def _build_chunk(args) -> tuple[int, int, int]:
+    """Load, graph and pack one chunk; write its shard atomically. Returns (k, n_ok, n_rejected)."""
+    k, items, out, load_chunk, points = args
+    out, grid = Path(out), Grid(points=points)
+    blobs, materials, rejected, offset = [], [], [], 0
+    for source, result in load_chunk(items):
+        if isinstance(result, Exception):
+            rejected.append({"source": source, "reason": getattr(result, "reason", str(result))})
+            continue
+        try:
+            graph = build_graph(result.lattice, result.numbers, result.cart, CUTOFF)
+        except GraphError as err:
+            rejected.append({"source": source, "reason": str(err)})
+            continue
+        blob = pack(graph, resample(result.eps, grid), result.drude)
+        materials.append(
+            {
+                "mat_id": result.mat_id,
+                "formula": result.formula,
+                "source": source,
+                "split": result.split,
+                "n_atoms": int(graph.numbers.size),
+                "n_edges": int(graph.n_edges),
+                "offset": offset,
+                "drude": result.drude,
+            }
+        )
+        blobs.append(blob)
+        offset += len(blob)
+    data = b"".join(blobs)
+    atomic_write_bytes(_shard_path(out, k, "bin"), data)
+    meta = {"materials": materials, "rejected": rejected, "sha256": hashlib.sha256(data).hexdigest()}
+    atomic_write_json(_shard_path(out, k, "json"), meta)
+    return k, len(materials), len(rejected)
+
+
+def build_store(
+    out: str | os.PathLike,
+    items: list,
+    load_chunk: LoadChunk,
+    settings: dict,
+    grid_points: int = REFERENCE_GRID.points,
+    split_seed: int = 0,
+    workers: int | None = None,
+    chunk_size: int = 512,
+    progress: bool = True,
+    force: bool = False,
+) -> dict:
+    """Build (or finish) the store at `out`; returns its manifest."""
+    out = Path(out)
+    plan = {
+        "format_version": FORMAT_VERSION,
+        **settings,
+        "n_items": len(items),
+        "items_sha256": hashlib.sha256(json.dumps([repr(i) for i in items]).encode()).hexdigest(),
+        "grid": Grid(points=grid_points).as_dict(),
+        "cutoff": CUTOFF,
+        "threebody_cutoff": THREEBODY_CUTOFF,
+        "split_seed": split_seed,
+        "chunk_size": chunk_size,
+    }
+    plan_file = out / "import-plan.json"
+    if force and out.exists():
+        for name in ("manifest.json", "import-plan.json", "shards", "index"):
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    if plan_file.exists():
+        old = json.loads(plan_file.read_text())
+        if old != plan:
+            changed = sorted(k for k in plan if old.get(k) != plan[k])
+            raise ValueError(
+                f"{out} holds a store built with other sources or settings (differs in: {', '.join(changed)}); "
+                "use a new --out directory or --force to rebuild"
+            )
+        if (out / "manifest.json").exists():
+            return json.loads((out / "manifest.json").read_text())
+    elif out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} exists and is not an optiscale store; choose an empty or new directory")
+    atomic_write_json(plan_file, plan)
+
+    chunks = [(k, items[s : s + chunk_size]) for k, s in enumerate(range(0, len(items), chunk_size))]
+    pending = [(k, c, str(out), load_chunk, grid_points) for k, c in chunks if not _shard_path(out, k, "json").exists()]
+    done = sum(len(c) for k, c in chunks) - sum(len(p[1]) for p in pending)
+    bar = _progress(len(items), done, progress, desc=f"building {out.name}")
+    workers = max(1, min(workers or os.cpu_count() or 1, len(pending)))
+    if workers == 1:
+        results = map(_build_chunk, pending)
+    else:
+        pool = get_context("fork").Pool(workers)
+        results = pool.imap_unordered(_build_chunk, pending)
+    try:
+        for k, n_ok, n_bad in results:
+            bar.update(n_ok + n_bad)
+    finally:
+        if workers > 1:
+            pool.terminate()
+        bar.close()
+    return _finalize(out, plan, [k for k, _ in chunks], split_seed)
+
+
+def _progress(total, done, enabled, desc):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, disable=not enabled or None, desc=desc, unit="rec", file=sys.stderr)
+
+
+def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int) -> dict:
+    """Write the index (split, nested train order) and, last, the manifest."""
+    rows, rejected, hashes, seen = [], [], [], {}
+    for k in shard_ids:
+        meta = json.loads(_shard_path(out, k, "json").read_text())
+        hashes.append(meta["sha256"])
+        rejected += meta["rejected"]
+        for m in meta["materials"]:
+            if m["mat_id"] in seen:
+                rejected.append({"source": m["source"], "reason": f"duplicate mat_id {m['mat_id']} (kept {seen[m['mat_id']]})"})
+                continue
+            seen[m["mat_id"]] = m["source"]
+            rows.append((k, m))
+    formulas = np.array([m["formula"] for _, m in rows], dtype=str)
+    fixed = {m["formula"]: m["split"] for _, m in rows if m["split"]}
+    if len({(f, s) for f, s in fixed.items()}) != len({m["formula"] for _, m in rows if m["split"]}):
+        raise ValueError("the release puts one composition in two splits")
+    split = split_by_composition(formulas, split_seed, fixed) if rows else np.zeros(0, np.int8)
+    train_order = subset_order(np.flatnonzero(split == 0), split_seed)
+    arrays = {
+        "shard": np.array([k for k, _ in rows], dtype=np.int32),
+        "offset": np.array([m["offset"] for _, m in rows], dtype=np.int64),
+        "n_atoms": np.array([m["n_atoms"] for _, m in rows], dtype=np.int32),
+        "n_edges": np.array([m["n_edges"] for _, m in rows], dtype=np.int32),
+        "drude": np.array([m["drude"] for _, m in rows], dtype=np.float32),
+        "split": split.astype(np.int8),
+        "train_order": train_order.astype(np.int64),
+        "mat_id": np.array([m["mat_id"] for _, m in rows], dtype=np.bytes_),
+        "formula": formulas.astype(np.bytes_),
+    }
+    content = hashlib.sha256()
+    for h in hashes:
+        content.update(h.encode())
+    for name in ("split", "train_order", "mat_id"):
+        content.update(arrays[name].tobytes())
+    for name, arr in arrays.items():
+        buf = _npy_bytes(arr)
+        atomic_write_bytes(out / "index" / f"{name}.npy", buf)
+    counts = {s: int((split == c).sum()) for c, s in enumerate(SPLITS)}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **{k: v for k, v in plan.items() if k not in ("format_version", "items_sha256", "n_items", "chunk_size")},
+        "n_records": plan["n_items"],
+        "n_materials": len(rows),
+        "splits": counts,
+        "split_method": "release" if fixed and len(fixed) == len(set(formulas)) else "composition",
+        "n_shards": len(shard_ids),
+        "content_hash": content.hexdigest(),
+        "rejected": rejected,
+    }
+    atomic_write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def import_records(sources: list[str], out, **kwargs) -> dict:
+    """`optiscale data import`: published JSON records and/or HDF5 release files into a store."""
+    from .records import expand_sources
+
+    refs = expand_sources(sources)
+    if not refs:
+        raise ValueError(f"no records found in {sources}")
+    settings = {"kind": "published", "sources": sorted({os.path.abspath(r.path) for r in refs})}
+    return build_store(out, refs, load_published, settings, **kwargs)

@@ -1,0 +1,1 @@
+"""Models and losses: the OptiMetal GNNs wrapped as LightningModules."""
