@@ -26,7 +26,7 @@ from .graphs import CUTOFF, THREEBODY_CUTOFF, GraphError, build_graph
 from .grid import REFERENCE_GRID, Grid, resample
 from .records import Material, RecordError, RecordRef, read_h5_record, read_json_record, release_split
 from .splits import split_by_composition, subset_order
-from .store import FORMAT_VERSION, SPLITS, pack
+from .store import FORMAT_VERSION, SPLIT_CODE, SPLITS, pack
 
 LoadChunk = Callable[[list], Iterable[tuple[str, "Material | RecordError"]]]
 
@@ -137,6 +137,8 @@ def build_store(
     elif out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} exists and is not an optiscale store; choose an empty or new directory")
     atomic_write_json(plan_file, plan)
+    for stale in (out / "shards").glob(".*.tmp"):  # left by an interrupted write
+        stale.unlink()
 
     chunks = [(k, items[s : s + chunk_size]) for k, s in enumerate(range(0, len(items), chunk_size))]
     pending = [(k, c, str(out), load_chunk, grid_points) for k, c in chunks if not _shard_path(out, k, "json").exists()]
@@ -178,10 +180,13 @@ def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int) -> d
             seen[m["mat_id"]] = m["source"]
             rows.append((k, m))
     formulas = np.array([m["formula"] for _, m in rows], dtype=str)
-    fixed = {m["formula"]: m["split"] for _, m in rows if m["split"]}
-    if len({(f, s) for f, s in fixed.items()}) != len({m["formula"] for _, m in rows if m["split"]}):
-        raise ValueError("the release puts one composition in two splits")
+    hint = np.array([SPLIT_CODE[m["split"]] if m["split"] else -1 for _, m in rows], dtype=np.int8)
+    fixed: dict[str, str] = {}  # a composition the release already placed stays in that split
+    for _, m in rows:
+        if m["split"]:
+            fixed.setdefault(m["formula"], m["split"])
     split = split_by_composition(formulas, split_seed, fixed) if rows else np.zeros(0, np.int8)
+    split = np.where(hint >= 0, hint, split).astype(np.int8)
     train_order = subset_order(np.flatnonzero(split == 0), split_seed)
     arrays = {
         "shard": np.array([k for k, _ in rows], dtype=np.int32),
@@ -210,7 +215,7 @@ def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int) -> d
         "n_records": plan["n_items"],
         "n_materials": len(rows),
         "splits": counts,
-        "split_method": "release" if fixed and len(fixed) == len(set(formulas)) else "composition",
+        "split_method": "release" if rows and np.all(hint >= 0) else ("mixed" if np.any(hint >= 0) else "composition"),
         "n_shards": len(shard_ids),
         "content_hash": content.hexdigest(),
         "rejected": rejected,
