@@ -84,8 +84,21 @@ def info(store_path: str) -> dict:
     from .store import GraphStore
 
     m = GraphStore(store_path).manifest
-    keys = ("n_materials", "n_records", "splits", "grid", "cutoff", "threebody_cutoff", "split_seed",
-            "split_method", "kind", "sources", "content_hash", "created", "rejected")
+    keys = (
+        "n_materials",
+        "n_records",
+        "splits",
+        "grid",
+        "cutoff",
+        "threebody_cutoff",
+        "split_seed",
+        "split_method",
+        "kind",
+        "sources",
+        "content_hash",
+        "created",
+        "rejected",
+    )
     return {k: m[k] for k in keys if k in m}
 
 

@@ -142,7 +142,7 @@ def build_store(
 
     chunks = [(k, items[s : s + chunk_size]) for k, s in enumerate(range(0, len(items), chunk_size))]
     pending = [(k, c, str(out), load_chunk, grid_points) for k, c in chunks if not _shard_path(out, k, "json").exists()]
-    done = sum(len(c) for k, c in chunks) - sum(len(p[1]) for p in pending)
+    done = len(items) - sum(len(p[1]) for p in pending)
     bar = _progress(len(items), done, progress, desc=f"building {out.name}")
     workers = max(1, min(workers or os.cpu_count() or 1, len(pending)))
     if workers == 1:
@@ -151,7 +151,7 @@ def build_store(
         pool = get_context("fork").Pool(workers)
         results = pool.imap_unordered(_build_chunk, pending)
     try:
-        for k, n_ok, n_bad in results:
+        for _, n_ok, n_bad in results:
             bar.update(n_ok + n_bad)
     finally:
         if workers > 1:
@@ -175,7 +175,9 @@ def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int) -> d
         rejected += meta["rejected"]
         for m in meta["materials"]:
             if m["mat_id"] in seen:
-                rejected.append({"source": m["source"], "reason": f"duplicate mat_id {m['mat_id']} (kept {seen[m['mat_id']]})"})
+                rejected.append(
+                    {"source": m["source"], "reason": f"duplicate mat_id {m['mat_id']} (kept {seen[m['mat_id']]})"}
+                )
                 continue
             seen[m["mat_id"]] = m["source"]
             rows.append((k, m))

@@ -17,8 +17,18 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # element substitutions that keep the records metallic and give distinct compositions
 SUBSTITUTIONS = [
     {},
-    {"Li": "Na"}, {"Li": "K"}, {"Sc": "Y"}, {"Ti": "Zr"}, {"Ti": "Hf"}, {"Li": "Na", "Sc": "Y"},
-    {"Zr": "Hf"}, {"Nb": "Ta"}, {"Nb": "V"}, {"Zr": "Ti", "Ti": "Zr"}, {"Ti": "V"}, {"Zr": "Sc"},
+    {"Li": "Na"},
+    {"Li": "K"},
+    {"Sc": "Y"},
+    {"Ti": "Zr"},
+    {"Ti": "Hf"},
+    {"Li": "Na", "Sc": "Y"},
+    {"Zr": "Hf"},
+    {"Nb": "Ta"},
+    {"Nb": "V"},
+    {"Zr": "Ti", "Ti": "Zr"},
+    {"Ti": "V"},
+    {"Zr": "Sc"},
 ]
 
 

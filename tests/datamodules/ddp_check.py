@@ -33,10 +33,18 @@ class Probe(L.LightningModule):
 if __name__ == "__main__":
     store, out = sys.argv[1], sys.argv[2]
     dm = GraphDataModule(store, batch_size=2)
-    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", use_distributed_sampler=False,
-                        logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        use_distributed_sampler=False,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     probe = Probe()
     metrics = trainer.validate(probe, datamodule=dm, verbose=False)
     if trainer.global_rank == 0:
-        json.dump({"val_metric": metrics[0]["val_metric"], "ids": probe.ids, "world": trainer.world_size},
-                  open(out, "w"))
+        json.dump(
+            {"val_metric": metrics[0]["val_metric"], "ids": probe.ids, "world": trainer.world_size}, open(out, "w")
+        )

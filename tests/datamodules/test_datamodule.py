@@ -66,8 +66,13 @@ def test_workers_stream_the_same_batches(derived_store):
 def test_validation_under_two_process_ddp_is_exact(derived_store, tmp_path):
     out = tmp_path / "ddp.json"
     script = Path(__file__).with_name("ddp_check.py")
-    subprocess.run([sys.executable, str(script), str(derived_store), str(out)], check=True, timeout=300,
-                   cwd=tmp_path, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), str(derived_store), str(out)],
+        check=True,
+        timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+    )
     got = json.loads(out.read_text())
     store = GraphStore(derived_store)
     val = store.indices("val")

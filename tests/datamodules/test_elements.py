@@ -6,8 +6,23 @@ from datamodules.elements import MAX_Z, group_period, onehot_table, unrepresenta
 
 @pytest.mark.parametrize(
     "z,group,period",
-    [(1, 1, 1), (2, 18, 1), (3, 1, 2), (5, 13, 2), (10, 18, 2), (13, 13, 3), (26, 8, 4), (29, 11, 4),
-     (42, 6, 5), (55, 1, 6), (57, 3, 6), (71, 3, 6), (72, 4, 6), (79, 11, 6), (86, 18, 6)],
+    [
+        (1, 1, 1),
+        (2, 18, 1),
+        (3, 1, 2),
+        (5, 13, 2),
+        (10, 18, 2),
+        (13, 13, 3),
+        (26, 8, 4),
+        (29, 11, 4),
+        (42, 6, 5),
+        (55, 1, 6),
+        (57, 3, 6),
+        (71, 3, 6),
+        (72, 4, 6),
+        (79, 11, 6),
+        (86, 18, 6),
+    ],
 )
 def test_group_period_known_elements(z, group, period):
     assert group_period(z) == (group, period)

@@ -19,7 +19,7 @@ def brute_force_pairs(lattice, cart, cutoff):
         shift = np.array(img) @ lattice
         d = np.linalg.norm(cart[None, :, :] + shift - cart[:, None, :], axis=-1)  # [i, j]
         i, j = np.nonzero((d <= cutoff) & (d > 1e-8))
-        out += [(a, b, img, d[a, b]) for a, b in zip(i, j)]
+        out += [(a, b, img, d[a, b]) for a, b in zip(i, j, strict=True)]
     return out
 
 

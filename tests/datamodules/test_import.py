@@ -53,42 +53,68 @@ def test_gzipped_records_import_like_plain_ones(samples_dir, tmp_path):
     assert np.array_equal(a.read(0)["eps"], b.read(0)["eps"])
 
 
+def _set(path, value):
+    """A mutation of a parsed record: set doc[path...] = value (value may be a function of the old)."""
+
+    def mutate(doc):
+        *head, last = path
+        node = doc
+        for key in head:
+            node = node[key]
+        node[last] = value(node[last]) if callable(value) else value
+        return doc
+
+    return mutate
+
+
+def _shift_grid(rows):
+    return [[row[0] * 1.05, *row[1:]] for row in rows]
+
+
+def _overlap(sites):
+    sites[1]["abc"] = [sites[0]["abc"][0] + 0.01, *sites[0]["abc"][1:]]
+    return sites
+
+
+def _drop_drude(data):
+    del data["drude_freq"]
+    return data
+
+
+BAD_RECORDS = {  # file name: (mutation of a good record, or the file's text; words of the reason)
+    "truncated.json": (lambda text: text[: len(text) // 2], "invalid or truncated JSON"),
+    "notadict.json": (lambda text: "[1, 2, 3]", "not a JSON object"),
+    "missing.json": (_set(["data"], _drop_drude), "missing keys: data.drude_freq"),
+    "shape.json": (_set(["data", "eps_inter_im", "data"], lambda rows: rows[:1000]), "shape (1000, 4)"),
+    "grid.json": (_set(["data", "eps_inter_re", "data"], _shift_grid), "frequency grid does not match"),
+    "nan.json": (_set(["data", "eps_inter_re", "data", 7, 2], float("nan")), "NaN or infinite"),
+    "inf.json": (_set(["data", "drude_freq", 1], float("inf")), "NaN or infinite"),
+    "overlap.json": (_set(["structure", "sites"], _overlap), "overlapping atoms"),
+    "isolated.json": (_set(["structure", "lattice", "matrix"], [[30.0, 0, 0], [0, 30.0, 0], [0, 0, 30.0]]),
+                      "no neighbour within 5.5"),
+    "uranium.json": (_set(["structure", "sites", 0, "species"], [{"element": "U", "occu": 1}]),
+                     "Z=[92] cannot be encoded"),
+    "disordered.json": (_set(["structure", "sites", 0, "species"],
+                             [{"element": "Li", "occu": 0.5}, {"element": "Na", "occu": 0.5}]), "disordered"),
+    "structure.json": (_set(["structure"], {"lattice": "nonsense"}), "structure cannot be parsed"),
+}  # fmt: skip
+
+
 def _bad_records(doc, out):
     """One file per kind of bad input; returns {file name: expected words of the reason}."""
-    def put(name, obj):
-        (out / name).write_text(obj if isinstance(obj, str) else json.dumps(obj))
-
-    cases = {}
     text = json.dumps(doc)
-    put("truncated.json", text[: len(text) // 2]); cases["truncated.json"] = "invalid or truncated JSON"
-    d = json.loads(text); del d["data"]["drude_freq"]
-    put("missing.json", d); cases["missing.json"] = "missing keys: data.drude_freq"
-    d = json.loads(text); d["data"]["eps_inter_im"]["data"] = d["data"]["eps_inter_im"]["data"][:1000]
-    put("shape.json", d); cases["shape.json"] = "shape (1000, 4)"
-    d = json.loads(text)
-    for row in d["data"]["eps_inter_re"]["data"]:
-        row[0] *= 1.05
-    put("grid.json", d); cases["grid.json"] = "frequency grid does not match"
-    d = json.loads(text); d["data"]["eps_inter_re"]["data"][7][2] = float("nan")
-    put("nan.json", d); cases["nan.json"] = "NaN or infinite"
-    d = json.loads(text); d["data"]["drude_freq"][1] = float("inf")
-    put("inf.json", d); cases["inf.json"] = "NaN or infinite"
-    d = json.loads(text); sites = d["structure"]["sites"]
-    sites[1]["abc"] = [sites[0]["abc"][0] + 0.01, sites[0]["abc"][1], sites[0]["abc"][2]]
-    put("overlap.json", d); cases["overlap.json"] = "overlapping atoms"
-    d = json.loads(text); d["structure"]["lattice"]["matrix"] = [[30.0, 0, 0], [0, 30.0, 0], [0, 0, 30.0]]
-    put("isolated.json", d); cases["isolated.json"] = "no neighbour within 5.5"
-    d = json.loads(text); d["structure"]["sites"][0]["species"] = [{"element": "U", "occu": 1}]
-    put("uranium.json", d); cases["uranium.json"] = "Z=[92] cannot be encoded"
-    d = json.loads(text); d["structure"]["sites"][0]["species"] = [{"element": "Li", "occu": 0.5}, {"element": "Na", "occu": 0.5}]
-    put("disordered.json", d); cases["disordered.json"] = "disordered"
-    put("notadict.json", "[1, 2, 3]"); cases["notadict.json"] = "not a JSON object"
-    d = json.loads(text); d["structure"] = {"lattice": "nonsense"}
-    put("structure.json", d); cases["structure.json"] = "structure cannot be parsed"
-    return cases
+    for name, (mutate, _) in BAD_RECORDS.items():
+        if name in ("truncated.json", "notadict.json"):
+            body = mutate(text)
+        else:
+            body = json.dumps(mutate(json.loads(text)))
+        (out / name).write_text(body)
+    return {name: words for name, (_, words) in BAD_RECORDS.items()}
 
 
-def test_every_kind_of_bad_record_is_rejected_with_its_reason(samples_dir, sample_docs, derive_record, tmp_path, capsys):
+def test_every_kind_of_bad_record_is_rejected_with_its_reason(
+    samples_dir, sample_docs, derive_record, tmp_path, capsys
+):
     src = tmp_path / "in"
     src.mkdir()
     for p in samples_dir.glob("*.json"):
@@ -100,8 +126,12 @@ def test_every_kind_of_bad_record_is_rejected_with_its_reason(samples_dir, sampl
     (src / "zz-duplicate.json").write_text(json.dumps(dup))
     cases["zz-duplicate.json"] = "duplicate mat_id agm001004536"
 
-    assert main(["data", "import", str(src), "--out", str(tmp_path / "s"), "--quiet", "--workers", "2",
-                 "--chunk-size", "4"]) == 0
+    assert (
+        main(
+            ["data", "import", str(src), "--out", str(tmp_path / "s"), "--quiet", "--workers", "2", "--chunk-size", "4"]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"2 materials imported from {len(cases) + 2} records" in printed
     assert f"{len(cases)} rejected" in printed

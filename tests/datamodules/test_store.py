@@ -66,8 +66,21 @@ def many_records(derived_dir, tmp_path_factory):
 
 def test_interrupted_import_resumes_without_loss_or_duplicates(many_records, tmp_path):
     out = tmp_path / "s"
-    cmd = [sys.executable, "-m", "experiments.cli", "data", "import", str(many_records), "--out", str(out),
-           "--workers", "1", "--chunk-size", "5", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.cli",
+        "data",
+        "import",
+        str(many_records),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--chunk-size",
+        "5",
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while not (out / "shards" / "shard-00002.json").exists() and time.time() < deadline and proc.poll() is None:
