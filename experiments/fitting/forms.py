@@ -56,6 +56,14 @@ class Form:
             hi.append(b[1])
         return np.array(lo, float), np.array(hi, float)
 
+    def to_internal(self, p) -> np.ndarray:
+        """Natural parameters -> the fitting space of the robust method (log for scales, shapes)."""
+        with np.errstate(divide="ignore"):
+            return np.array([np.log(v) if k in LOG_KINDS else v for v, k in zip(p, self.kinds, strict=True)], float)
+
+    def to_natural(self, q) -> np.ndarray:
+        return np.array([np.exp(v) if k in LOG_KINDS else v for v, k in zip(q, self.kinds, strict=True)], float)
+
     def predict(self, x, params: dict) -> np.ndarray:
         """L at x from a parameter dict (via the log form: no overflow)."""
         return np.exp(self.log(np.asarray(x, float), *[params[p] for p in self.params]))

@@ -9,7 +9,8 @@
   (so the 'trf' solver), at most MAX_NFEV evaluations.
 - absolute_sigma=False (scipy's default): the covariance is scaled by the reduced chi-square, so
   the errors do not depend on whether sigma is the scatter of single runs or of their mean.
-- stderr = sqrt(diag(cov)); a covariance that is not finite gives status "degenerate: ...".
+- stderr = sqrt(diag(cov)); a covariance that is not finite, or parameters the data do not
+  determine (result.undetermined), give status "degenerate: ...".
 - AICc from the unweighted residuals of the means (result.aicc), n = number of points.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from .forms import Form
-from .result import add_status, aicc, at_bound, new_fit, num, too_few
+from .result import add_status, aicc, at_bound, new_fit, num, too_few, undetermined
 from .series import Series
 
 MAX_NFEV = 20000
@@ -77,6 +78,8 @@ def fit_paper(series: Series, form: Form) -> dict:
     fit["at_bound"] = at_bound(form, popt, mean)
     if not np.all(np.isfinite(stderr)):
         add_status(fit, "degenerate: covariance not finite (parameters not determined by the data)")
+    else:
+        add_status(fit, undetermined(form, x, popt))
     with np.errstate(all="ignore"):
         resid = mean - form.linear(x, *popt)
     rss = float(np.sum(resid**2))

@@ -70,6 +70,48 @@ def at_bound(form: Form, values, y) -> list[str]:
     return out
 
 
+NO_EFFECT = 1e-7  # RMS change of log L per unit change of a parameter (in its fitting space)
+COLLINEAR = 1e-7  # smallest singular value of the column-normalised Jacobian
+
+
+def undetermined(form: Form, x, values) -> str | None:
+    """Why the data cannot determine the parameters at this solution, or None.
+
+    From the Jacobian of log L at the data points with respect to the parameters in their fitting
+    space (log for scales): a parameter without effect (e.g. xc when both slopes are 0, x0 of a
+    term that vanished) or a rank-deficient set (parameters that only act together).
+    """
+    values = np.asarray(values, float)
+    cols = []
+    with np.errstate(all="ignore"):
+        for j, kind in enumerate(form.kinds):
+            if kind == "level":  # linear, one-sided at its bound 0
+                h = 1e-6 * max(abs(values[j]), 1e-3)
+                up, dn = values.copy(), values.copy()
+                up[j] += h
+                dn[j] = max(dn[j] - h, 0.0)
+            else:
+                q = form.to_internal(values)
+                h = 1e-6 * max(1.0, abs(q[j]))
+                qu, qd = q.copy(), q.copy()
+                qu[j] += h
+                qd[j] -= h
+                up, dn = form.to_natural(qu), form.to_natural(qd)
+            step = (up[j] - dn[j]) if kind == "level" else 2 * h
+            cols.append((form.log(x, *up) - form.log(x, *dn)) / step)
+    J = np.array(cols).T
+    if not np.all(np.isfinite(J)):
+        return "degenerate: the law is not finite near the solution"
+    size = np.sqrt(np.mean(J**2, axis=0))
+    dead = [p for p, s in zip(form.params, size, strict=True) if s < NO_EFFECT]
+    if dead:
+        return f"degenerate: {', '.join(dead)} without effect on the loss at the data"
+    sv = np.linalg.svd(J / (size * np.sqrt(len(J))), compute_uv=False)
+    if sv[-1] < COLLINEAR:
+        return "degenerate: parameters not determined separately (rank-deficient Jacobian)"
+    return None
+
+
 def add_status(fit: dict, why: str | None) -> None:
     if why:
         fit["status"] = why if fit["status"] == "ok" else f"{fit['status']}; {why}"

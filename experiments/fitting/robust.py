@@ -7,8 +7,12 @@
 - Starts: the paper's deterministic guess plus a seeded Latin hypercube in a box around it
   (exponents +-1, log-scales +-3, break locations over [log min x - 1, log max x + 1], levels over
   [0, min loss], log-sharpness +-ln 10); the start with the lowest Huber cost wins.
-- Bootstrap: K replicates, each drawing the runs of every x with replacement, refitted from the
-  best solution; ci95 = 2.5-97.5 percentile interval, stderr = standard deviation of the replicates.
+- Bootstrap: K replicates, each drawing the runs of every x with replacement (an x with one run
+  keeps it; where every x has one run, the log residuals are resampled instead), refitted from the
+  best solution. With 3 seeds the plug-in bootstrap is too narrow by sqrt(2/3), so the replicate
+  deviations from the best fit are inflated by sqrt(m/(m-1)) (m runs per x; sqrt(n/(n-k)) for
+  residuals), in the parameters' fitting space. ci95 = 2.5-97.5 percentile interval of the
+  (inflated) replicates, stderr = their standard deviation.
 - Out of sample: the fit repeated without the largest x (ND: without the largest D), its prediction
   there against the observed mean: rmse_log (RMS of log(pred/obs)) and max_rel_error.
 - AICc from the log residuals of all runs (RSS = sum r^2, n = number of runs).
@@ -17,27 +21,19 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 from scipy.optimize import least_squares
 from scipy.stats import qmc
 
-from .forms import BREAKS, LOG_KINDS, Form
+from .forms import BREAKS, Form
 from .paper import inside
-from .result import add_status, aicc, at_bound, new_fit, num, too_few
+from .result import add_status, aicc, at_bound, new_fit, num, too_few, undetermined
 from .series import Series
 
 F_SCALE = 0.1
 MAX_NFEV = 400
-
-
-def to_internal(form: Form, p) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return np.array([np.log(v) if k in LOG_KINDS else v for v, k in zip(p, form.kinds, strict=True)], float)
-
-
-def to_natural(form: Form, q) -> np.ndarray:
-    return np.array([np.exp(v) if k in LOG_KINDS else v for v, k in zip(q, form.kinds, strict=True)], float)
 
 
 def _start_box(form: Form, series: Series, g: np.ndarray, lo, hi):
@@ -57,12 +53,12 @@ class _Problem:
     def __init__(self, form: Form, series: Series, f_scale: float):
         self.form, self.series, self.f_scale = form, series, f_scale
         lo, hi = form.bounds()
-        self.lo, self.hi = to_internal(form, lo), to_internal(form, hi)
+        self.lo, self.hi = form.to_internal(lo), form.to_internal(hi)
         self.logy = np.log(series.y)
 
     def residuals(self, q):
         with np.errstate(all="ignore"):
-            r = self.form.log(self.series.x, *to_natural(self.form, q)) - self.logy
+            r = self.form.log(self.series.x, *self.form.to_natural(q)) - self.logy
         return np.where(np.isfinite(r), r, 1e3)
 
     def solve(self, q0) -> tuple[np.ndarray, float] | None:
@@ -90,8 +86,8 @@ class _Problem:
 
 def _starts(form, series, n_starts, rng, extra=()) -> list[np.ndarray]:
     mean, _, _ = series.stats()
-    prob_lo, prob_hi = (to_internal(form, b) for b in form.bounds())
-    g = inside(to_internal(form, form.guess(series.cell_x, mean)), prob_lo, prob_hi)
+    prob_lo, prob_hi = (form.to_internal(b) for b in form.bounds())
+    g = inside(form.to_internal(form.guess(series.cell_x, mean)), prob_lo, prob_hi)
     starts = [*extra, g]
     if n_starts > 1:
         a, b = _start_box(form, series, g, prob_lo, prob_hi)
@@ -111,7 +107,7 @@ def out_of_sample(form, series, q_best, n_starts, rng, f_scale) -> dict:
     if q is None:
         return {"status": "refit failed"}
     mean, _, _ = series.stats()
-    pred = form.predict(series.cell_x[..., held], dict(zip(form.params, to_natural(form, q), strict=True)))
+    pred = form.predict(series.cell_x[..., held], dict(zip(form.params, form.to_natural(q), strict=True)))
     obs = mean[held]
     return {
         "status": "ok",
@@ -119,6 +115,27 @@ def out_of_sample(form, series, q_best, n_starts, rng, f_scale) -> dict:
         "rmse_log": num(np.sqrt(np.mean(np.log(pred / obs) ** 2))),
         "max_rel_error": num(np.max(np.abs(pred / obs - 1))),
     }
+
+
+def _bootstrap_kind(series: Series, form: Form) -> tuple[str, float]:
+    """'runs' (seeds resampled within each x) where some x has >= 2 runs, else 'residuals'; and the
+    small-sample inflation of the replicate deviations: sqrt(m/(m-1)) for m runs per x (the plug-in
+    variance of a mean of m draws is (m-1)/m of the true one), sqrt(n/(n-k)) for residuals."""
+    counts = np.bincount(series.cells)
+    multi = counts[counts >= 2]
+    if multi.size:
+        m = float(multi.mean())
+        return "runs", float(np.sqrt(m / (m - 1)))
+    n = series.n_runs
+    return "residuals", float(np.sqrt(n / max(n - form.k, 1)))
+
+
+def _replicate(series: Series, kind: str, prob: _Problem, q, rng) -> Series:
+    if kind == "runs":
+        return series.resample(rng)
+    r = prob.residuals(q)  # log model - log y
+    logy = (np.log(series.y) + r) - r[rng.integers(0, len(r), size=len(r))]
+    return replace(series, y=np.exp(logy))
 
 
 def fit_robust(series: Series, form: Form, starts=32, bootstrap=200, seed=0, f_scale=F_SCALE) -> dict:
@@ -135,16 +152,18 @@ def fit_robust(series: Series, form: Form, starts=32, bootstrap=200, seed=0, f_s
     if q is None:
         fit["status"] = "fit failed: no start converged"
         return fit
-    p = to_natural(form, q)
+    p = form.to_natural(q)
     fit["params"] = {k: num(v) for k, v in zip(form.params, p, strict=True)}
     fit["at_bound"] = at_bound(form, p, series.y)
+    add_status(fit, undetermined(form, series.cell_x, p))
     fit["aicc"], why = aicc(float(np.sum(prob.residuals(q) ** 2)), series.n_runs, form.k)
     add_status(fit, why)
-    reps = []
+    reps, kind, inflate = [], *_bootstrap_kind(series, form)
+    fit["bootstrap"].update(kind=kind, inflation=inflate)
     for _ in range(bootstrap):
-        s = _Problem(form, series.resample(rng), f_scale).solve(q)
+        s = _Problem(form, _replicate(series, kind, prob, q, rng), f_scale).solve(q)
         if s is not None:
-            reps.append(to_natural(form, s[0]))
+            reps.append(form.to_natural(q + inflate * (s[0] - q)))
     fit["bootstrap"]["converged"] = len(reps)
     if len(reps) >= 2:
         reps = np.array(reps)

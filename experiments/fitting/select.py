@@ -6,8 +6,8 @@ Fits are compared within one series and method (same model, axis, fixed value, m
   1. the fitted break location (xc; D_c for the 2-D forms) lies inside [min x, max x] of the data;
   2. for a 1-D broken form, its AICc is lower than that of the best unbroken form (power,
      power_floor) by at least BREAK_MARGIN (2, the usual 'substantial support' threshold).
-  Otherwise break_in_range = False and break_reason says which test failed. Forms without a break
-  have break_in_range = None.
+  A degenerate fit claims nothing. Otherwise break_in_range = False and break_reason says which
+  test failed. Forms without a break have break_in_range = None.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def _break_claim(fit: dict, unbroken_aicc: float | None) -> tuple[bool | None, s
         return None, None
     if fit["params"] is None:
         return False, "no fit"
+    if "degenerate" in fit["status"] or "failed" in fit["status"]:
+        return False, "degenerate fit"
     loc = fit["params"]["D_c" if fit["axis"] == "ND" else "xc"]
     lo, hi = fit["x_range"]
     if loc is None or not lo <= loc <= hi:
