@@ -80,7 +80,7 @@ def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(path)
     return path
@@ -111,7 +111,9 @@ def plot_fits(fits: list[dict], points, out_dir) -> list[Path]:
                 paths.append(_plot_map(plt, s, best, out_dir / f"{_name(s.model, 'ND', method)}.png"))
             continue
         mean, std, _ = s.stats()
-        fig, ax = plt.subplots(figsize=(6, 4.2))
+        fig, ax = plt.subplots(
+            figsize=(6, 4.2),
+        )
         ax.errorbar(s.cell_x, mean, yerr=std, fmt="ko", ms=4, capsize=3, label="mean ± std over seeds", zorder=5)
         grid = np.geomspace(s.cell_x.min() / 1.5, s.cell_x.max() * 1.5, 200)
         for f in mine:
@@ -123,7 +125,7 @@ def plot_fits(fits: list[dict], points, out_dir) -> list[Path]:
                 ax.axvline(f["params"]["xc"], color=colours[f["form"]], ls=":", lw=1.2)
                 ax.annotate("xc", (f["params"]["xc"], ax.get_ylim()[0]), color=colours[f["form"]], fontsize=8)
         ax.set(xscale="log", yscale="log", xlabel=s.axis, ylabel="best validation loss", title=s.label)
-        ax.legend(fontsize=6, ncol=2)
+        ax.legend(fontsize=6, ncol=2, loc="lower left")
         fixed = "_".join(f"{k}{v}" for k, v in s.fixed.items())
         paths.append(_save(fig, out_dir / f"{_name(s.model, s.axis, fixed)}.png"))
     return paths
@@ -132,14 +134,16 @@ def plot_fits(fits: list[dict], points, out_dir) -> list[Path]:
 def _plot_map(plt, s, fit: dict, path: Path) -> Path:
     N, D = s.cell_x
     mean, _, _ = s.stats()
-    gN = np.geomspace(N.min(), N.max(), 120)
-    gD = np.geomspace(D.min(), D.max(), 120)
+    gN = np.geomspace(N.min(), N.max(), 60)
+    gD = np.geomspace(D.min(), D.max(), 60)
     mN, mD = np.meshgrid(gN, gD)
     law = FORMS[fit["form"]].predict(np.stack([mN.ravel(), mD.ravel()]), fit["params"]).reshape(mN.shape)
-    fig, ax = plt.subplots(figsize=(6, 4.6))
+    fig, ax = plt.subplots(
+        figsize=(6, 4.6),
+    )
     vmin, vmax = min(law.min(), mean.min()), max(law.max(), mean.max())
     norm = plt.matplotlib.colors.LogNorm(vmin=vmin, vmax=vmax)
-    im = ax.pcolormesh(mN, mD, law, norm=norm, shading="auto", cmap="viridis")
+    im = ax.pcolormesh(mN, mD, law, norm=norm, shading="auto", cmap="viridis", rasterized=True)
     ax.contour(mN, mD, law, levels=8, colors="w", linewidths=0.6, alpha=0.7)
     ax.scatter(N, D, c=mean, norm=norm, cmap="viridis", edgecolors="k", s=40, zorder=5)
     if fit.get("break_in_range"):
