@@ -67,6 +67,6 @@ def test_mlflow_reader_takes_finished_runs_and_reports_the_rest(mlflow_store):
     assert reasons[ids[22]] == "status FAILED, not FINISHED"
     assert reasons[ids[23]] == "missing metric best_val_loss"
     assert reasons[ids[24]] == "missing n_parameters"
-    assert "column 'D': not a number: 'abc'" in reasons[ids[25]]
+    assert "param 'D': not a number: 'abc'" in reasons[ids[25]]
     with pytest.raises(ValueError, match="experiment 'nope' not found"):
         read_mlflow("nope", uri)
