@@ -91,6 +91,9 @@ def fit_runs(
 ) -> list[dict]:
     """Every form fitted to every series of `runs` along `axes` by `method` ("paper", "robust", "both").
 
+    `runs`: a pandas DataFrame or an iterable of mappings with model, D, N, seed, val_loss; `axes`:
+    a subset of ("D", "N", "ND"), one of them, or "all"; `forms`: a subset of FORMS (default all).
+
     Returns the fit records with AICc selection and the break rule applied (select.annotate).
     Groups that are no series (a single x) are appended to `skipped` when a list is given.
     """
@@ -103,6 +106,8 @@ def fit_runs(
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}: choose paper, robust or both")
+    if isinstance(axes, str):
+        axes = ("D", "N", "ND") if axes == "all" else (axes,)
     names = tuple(forms) if forms else tuple(FORMS)
     unknown = [n for n in names if n not in FORMS]
     if unknown:
