@@ -72,3 +72,11 @@ def test_robust_fit_shrugs_off_a_diverged_seed(draw_runs):
     (fit,) = fit_runs(runs, axes=("D",), method="robust", forms=["power"], starts=8, bootstrap=0)
     assert abs(fit["params"]["alpha"] - 0.3) < 0.01
     assert fit["stderr"] is None and fit["ci95"] is None  # no bootstrap asked for
+
+
+def test_one_seed_per_x_bootstraps_the_residuals(draw_runs):
+    runs = draw_runs("power", (1e4, 0.3), seeds=(1,), rng_seed=9)
+    (fit,) = fit_runs(runs, axes=("D",), method="robust", forms=["power"], starts=4, bootstrap=40)
+    assert fit["bootstrap"]["kind"] == "residuals" and fit["bootstrap"]["converged"] == 40
+    lo, hi = fit["ci95"]["alpha"]
+    assert lo < 0.3 < hi and hi - lo > 0.005  # not the zero width a resampling of single runs would give

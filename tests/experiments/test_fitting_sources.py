@@ -50,9 +50,9 @@ def test_csv_errors_name_file_row_and_column(tmp_path, text, message):
 
 
 def test_a_dataframe_is_accepted(draw_runs):
-    import pandas as pd
-
     from experiments.fitting import fit_runs
+
+    pd = pytest.importorskip("pandas")  # installed with mlflow
 
     runs = draw_runs("power", (1e4, 0.3), noise=0.0)
     (fit,) = fit_runs(pd.DataFrame(runs).assign(extra=1), axes="D", forms=["power"])
