@@ -23,9 +23,13 @@ def read_structure(path: str):
         raise RecordError(path, "no such file")
     try:
         if path.lower().endswith(".cif"):
+            import warnings
+
             from pymatgen.io.cif import CifParser
 
-            structures = CifParser(path).parse_structures(primitive=False)
+            with warnings.catch_warnings():  # the reason is reported in the rejected entry
+                warnings.simplefilter("ignore")
+                structures = CifParser(path).parse_structures(primitive=False)
             if not structures:
                 raise ValueError("no structure in the CIF")
             structure = structures[0]

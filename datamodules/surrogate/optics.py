@@ -172,4 +172,6 @@ def _spectra(E: np.ndarray, A: np.ndarray, sigma: float) -> tuple[np.ndarray, np
     hilbert = np.sqrt(2) / (np.pi * sigma) * dawsn(u / (np.sqrt(2) * sigma))  # H[G](u)
     re = 1.0 - fftconvolve(odd, hilbert[None], mode="full", axes=1)[:, 3 * M : 4 * M + 1]
     # G(w - E) - G(w + E) >= 0 for w, E >= 0: only FFT round-off (~1e-16 of the peak) can be negative
-    return np.arange(M + 1) * STEP, np.maximum(im, 0.0), re
+    im = np.maximum(im, 0.0)
+    im[:, 0] = 0.0  # odd in w: exactly zero, up to FFT round-off
+    return np.arange(M + 1) * STEP, im, re
