@@ -80,11 +80,15 @@ def kpoints(model: TBModel, mesh, numbers=None, symmetry: bool = True) -> tuple[
         sym = spglib.get_symmetry(cell, symprec=1e-5)
         if sym is not None:
             ops = [W for W in sym["rotations"] if np.all(mesh[:, None] == mesh[None, :], where=W != 0)]
-    ops = np.array(ops + [-W for W in ops])  # time reversal: E(-k) = E(k)
-    # k' = k W in fractional reciprocal coordinates (W: rotations on direct fractional coordinates)
-    flat = lambda a: (a[..., 0] * mesh[1] + a[..., 1]) * mesh[2] + a[..., 2]  # noqa: E731
-    images = flat(np.einsum("gi,oij->ogj", g, ops) % mesh)  # (ops, N)
-    rep = images.min(axis=0)
+    # k' = k W in fractional reciprocal coordinates (W: rotations on direct fractional coordinates);
+    # each point's representative is the smallest flat index of its star, time reversal included
+    flat = lambda a: (a[0] * mesh[1] + a[1]) * mesh[2] + a[2]  # noqa: E731
+    cols = g.T.astype(np.int64)
+    rep = np.full(g.shape[0], np.iinfo(np.int64).max)
+    for W in ops:  # at most 48 point operations
+        img = [(cols[0] * W[0, j] + cols[1] * W[1, j] + cols[2] * W[2, j]) for j in range(3)]
+        rep = np.minimum(rep, flat([c % n for c, n in zip(img, mesh, strict=True)]))
+        rep = np.minimum(rep, flat([(-c) % n for c, n in zip(img, mesh, strict=True)]))
     ir, counts = np.unique(rep, return_counts=True)
     gk = g[ir]
     gk = np.where(gk > mesh // 2, gk - mesh, gk)
@@ -132,7 +136,7 @@ def compute_optics(
     de = np.abs(e[:, :, None] - e[:, None, :])
     minus_df = f * (1 - f) / kt
     deg = de < DEGENERATE
-    drude2 = pref * np.einsum("k,akmn,kn->a", w, P2 * deg, minus_df)
+    drude2 = pref * np.einsum("akn,kn->a", (P2 * deg).sum(axis=2), w[:, None] * minus_df)
     # interband transitions
     iu, ju = np.triu_indices(e.shape[1], 1)
     E = e[:, ju] - e[:, iu]  # >= 0
