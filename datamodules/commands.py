@@ -37,7 +37,7 @@ def register(cli) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the structure stream")
     p.add_argument("--out", required=True, help="store directory")
     _optics_options(p)
-    _store_options(p, chunk_size=128)
+    _store_options(p, chunk_size=64)
     p.set_defaults(func=cmd_generate)
 
     p = cli.command("label", "surrogate spectra of CIF/POSCAR structures into a store (id = file stem)", DATA)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..records import RecordError
-from .generate import SURROGATE_VERSION, material_of
+from .generate import SURROGATE_VERSION, material_of, single_thread
 from .optics import OpticsSettings
 from .params import UnsupportedElement, species
 
@@ -47,6 +47,11 @@ def read_structure(path: str):
 
 def load_labelled(paths: list[str], settings: OpticsSettings):
     """`build_store` loader: one file -> one Material (or a RecordError naming it)."""
+    with single_thread():
+        yield from _labelled(paths, settings)
+
+
+def _labelled(paths, settings):
     for path in paths:
         try:
             s = read_structure(path)

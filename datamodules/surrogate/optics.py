@@ -68,18 +68,23 @@ def mesh_for(lattice: np.ndarray, k_spacing: float) -> tuple[int, int, int]:
     return tuple(int(max(1, np.ceil(np.linalg.norm(b) / k_spacing - 1e-9))) for b in recip)
 
 
-def kpoints(model: TBModel, mesh, numbers=None, symmetry: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def point_operations(lattice, frac, numbers) -> np.ndarray:
+    """Rotations (on fractional coordinates) of the crystal's space group (spglib, symprec 1e-5 Å)."""
+    import spglib
+
+    sym = spglib.get_symmetry((lattice, frac, np.asarray(numbers, dtype=np.int64)), symprec=1e-5)
+    return np.eye(3, dtype=np.int64)[None] if sym is None else np.unique(sym["rotations"], axis=0)
+
+
+def kpoints(model: TBModel, mesh, numbers=None, symmetry: bool = True, rotations=None) -> tuple[np.ndarray, np.ndarray]:
     """Gamma-centred Monkhorst-Pack grid reduced by time reversal (and the space group): k_frac, weights."""
     mesh = np.asarray(mesh, dtype=np.int64)
     g = np.stack(np.meshgrid(*[np.arange(n) for n in mesh], indexing="ij"), -1).reshape(-1, 3)
     ops = [np.eye(3, dtype=np.int64)]
-    if symmetry and numbers is not None:
-        import spglib
-
-        cell = (model.lattice, model.frac, np.asarray(numbers, dtype=np.int64))
-        sym = spglib.get_symmetry(cell, symprec=1e-5)
-        if sym is not None:
-            ops = [W for W in sym["rotations"] if np.all(mesh[:, None] == mesh[None, :], where=W != 0)]
+    if symmetry and (rotations is not None or numbers is not None):
+        if rotations is None:
+            rotations = point_operations(model.lattice, model.frac, numbers)
+        ops = [W for W in rotations if np.all(mesh[:, None] == mesh[None, :], where=W != 0)]
     # k' = k W in fractional reciprocal coordinates (W: rotations on direct fractional coordinates);
     # each point's representative is the smallest flat index of its star, time reversal included
     flat = lambda a: (a[0] * mesh[1] + a[1]) * mesh[2] + a[2]  # noqa: E731
@@ -118,10 +123,14 @@ def compute_optics(
     mesh=None,
     kpts: tuple[np.ndarray, np.ndarray] | None = None,
     curvature: bool = False,
+    rotations: np.ndarray | None = None,
 ) -> Optics:
-    """Spectra of `model` on its k-grid (or on the explicit `kpts` = (k_frac, weights))."""
+    """Spectra of `model` on its k-grid (or on the explicit `kpts` = (k_frac, weights)).
+
+    The k-grid is reduced by the space group found from `numbers`, or by the given `rotations`.
+    """
     mesh = tuple(mesh or mesh_for(model.lattice, settings.k_spacing))
-    k, w = kpts if kpts is not None else kpoints(model, mesh, numbers, settings.symmetry)
+    k, w = kpts if kpts is not None else kpoints(model, mesh, numbers, settings.symmetry, rotations)
     H = model.hamiltonian(k, derivatives=2 if curvature else 1)
     e, U = np.linalg.eigh(H[0])
     mu = fermi_level(e, w, model.n_electrons, settings.smearing)

@@ -4,8 +4,8 @@ Every prototype is a primitive cell at conventional lattice constant 1, a site p
 per site; distinct letters take distinct elements) and the letter permutations that give the same
 crystal (e.g. A <-> B in B2), used to remove duplicates: two draws are the same material when the
 prototype and the decoration agree up to such a permutation (strain does not make a new material).
-Lattice constants follow from metallic radii: the first neighbour shell is scaled to the mean of
-r_i + r_j over its bonds, times an isotropic strain (1 + u), u ~ U(-STRAIN, STRAIN); the hexagonal
+Lattice constants follow from metallic radii: the first neighbour shells of all sites are scaled to
+the mean of r_i + r_j over their bonds, times an isotropic strain (1 + u), u ~ U(-STRAIN, STRAIN); the hexagonal
 prototypes also draw c/a within +-3 % of the ideal value.
 """
 
@@ -112,7 +112,7 @@ def structure_arrays(proto: Prototype, elements: tuple[str, ...], strain: float,
     vec = cart[None, :, None] + shifts[None, None] - cart[:, None, None]
     d = np.linalg.norm(vec, axis=-1)
     d[d < 1e-8] = np.inf
-    shell = d <= d.min() * 1.15
+    shell = d <= d.min(axis=(1, 2), keepdims=True) * 1.15  # each site's own first shell
     radii = np.array([species(int(zz)).radius for zz in z])
     i, j, _ = np.nonzero(shell)
     scale = np.mean((radii[i] + radii[j]) / d[shell]) * (1 + strain)
@@ -130,6 +130,8 @@ def canonical_key(proto: Prototype, elements: tuple[str, ...]) -> tuple:
 
 def draw_specs(n: int, seed: int, pool: tuple[str, ...] = METALS, max_tries: int | None = None) -> list[tuple]:
     """n distinct specs (index, prototype, elements, strain, c/a), deterministic in `seed`."""
+    from pymatgen.core import Element
+
     rng = np.random.default_rng(seed)
     names = list(PROTOTYPES)
     w = np.array([PROTOTYPES[k].weight for k in names])
@@ -144,6 +146,8 @@ def draw_specs(n: int, seed: int, pool: tuple[str, ...] = METALS, max_tries: int
         proto = PROTOTYPES[names[rng.choice(len(names), p=w)]]
         k = len(proto.letters)
         elements = tuple(str(e) for e in rng.choice(pool, size=k, replace=False))
+        if proto.name == "C15-Laves":  # the larger atom on the A (diamond) sites, as in real Laves phases
+            elements = tuple(sorted(elements, key=lambda e: -species(Element(e).Z).radius))
         strain = float(np.round(rng.uniform(-STRAIN, STRAIN), 6))
         ca = float(np.round(proto.hexagonal_ca * (1 + rng.uniform(-0.03, 0.03)), 6)) if proto.hexagonal_ca else 0.0
         key = canonical_key(proto, elements)
