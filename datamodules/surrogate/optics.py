@@ -79,12 +79,26 @@ def point_operations(lattice, frac, numbers) -> np.ndarray:
 def kpoints(model: TBModel, mesh, numbers=None, symmetry: bool = True, rotations=None) -> tuple[np.ndarray, np.ndarray]:
     """Gamma-centred Monkhorst-Pack grid reduced by time reversal (and the space group): k_frac, weights."""
     mesh = np.asarray(mesh, dtype=np.int64)
+    identity = np.eye(3, dtype=np.int64)[None]
+    if not symmetry:
+        rotations = identity
+    elif rotations is None:
+        rotations = identity if numbers is None else point_operations(model.lattice, model.frac, numbers)
+    rotations = np.asarray(rotations)
+    key = (rotations.astype(np.int64).tobytes(), tuple(mesh.tolist()))
+    if key not in _KPOINT_CACHE:
+        if len(_KPOINT_CACHE) > 512:
+            _KPOINT_CACHE.clear()
+        _KPOINT_CACHE[key] = _reduce(mesh, rotations)
+    return _KPOINT_CACHE[key]
+
+
+_KPOINT_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _reduce(mesh: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     g = np.stack(np.meshgrid(*[np.arange(n) for n in mesh], indexing="ij"), -1).reshape(-1, 3)
-    ops = [np.eye(3, dtype=np.int64)]
-    if symmetry and (rotations is not None or numbers is not None):
-        if rotations is None:
-            rotations = point_operations(model.lattice, model.frac, numbers)
-        ops = [W for W in rotations if np.all(mesh[:, None] == mesh[None, :], where=W != 0)]
+    ops = [W for W in rotations if np.all(mesh[:, None] == mesh[None, :], where=W != 0)]
     # k' = k W in fractional reciprocal coordinates (W: rotations on direct fractional coordinates);
     # each point's representative is the smallest flat index of its star, time reversal included
     flat = lambda a: (a[0] * mesh[1] + a[1]) * mesh[2] + a[2]  # noqa: E731

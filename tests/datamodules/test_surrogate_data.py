@@ -141,3 +141,13 @@ def test_cli_generate_and_label(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["optics"]["k_spacing"] == 0.4
     assert main(["data", "label", str(tmp_path / "missing.cif"), "--out", str(tmp_path / "l"), "--quiet"]) == 0
     assert "no such file" in capsys.readouterr().out
+
+
+def test_generated_store_feeds_the_datamodule(generated):
+    from datamodules.datamodule import GraphDataModule
+
+    out, _ = generated
+    dm = GraphDataModule(out, batch_size=8, triplets=True)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.y_eps.shape[1:] == (2001, 2) and batch.y_drude.shape == (batch.num_graphs,)
+    assert float(batch.y_eps[:, :, 1].min()) >= 0 and float(batch.y_drude.min()) > 0
