@@ -28,6 +28,7 @@ from .params import E2, SPIN
 DEGENERATE = 1e-6  # eV: closer pairs are intraband
 STEP = 0.01  # eV, internal and output frequency step
 GAUSS_RANGE = 8.0  # Gaussians cut at this many sigma
+K_BATCH_ELEMENTS = 4_000_000  # k-points per batch x orbitals^2 (bounds memory for large cells)
 
 
 @dataclass(frozen=True)
@@ -145,35 +146,46 @@ def compute_optics(
     """
     mesh = tuple(mesh or mesh_for(model.lattice, settings.k_spacing))
     k, w = kpts if kpts is not None else kpoints(model, mesh, numbers, settings.symmetry, rotations)
-    H = model.hamiltonian(k, derivatives=2 if curvature else 1)
-    e, U = np.linalg.eigh(H[0])
+    e, S, P2, C = _bands(model, k, curvature)
     mu = fermi_level(e, w, model.n_electrons, settings.smearing)
     f = occupations(e, mu, settings.smearing)
-    Uh = np.conj(np.swapaxes(U, 1, 2))
-    P2 = np.empty((3,) + e.shape + e.shape[1:])
-    for a in range(3):
-        P2[a] = np.abs(Uh @ H[1 + a] @ U) ** 2  # |<m|dH/dk_a|n>|^2, (K, nb, nb)
     pref = 4 * np.pi * E2 * SPIN / model.volume
-    kt = settings.smearing
     # intraband: degenerate pairs (including n = m) on the smeared Fermi surface
-    de = np.abs(e[:, :, None] - e[:, None, :])
-    minus_df = f * (1 - f) / kt
-    deg = de < DEGENERATE
-    drude2 = pref * np.einsum("akn,kn->a", (P2 * deg).sum(axis=2), w[:, None] * minus_df)
+    minus_df = f * (1 - f) / settings.smearing
+    drude2 = pref * np.einsum("akn,kn->a", S, w[:, None] * minus_df)
     # interband transitions
     iu, ju = np.triu_indices(e.shape[1], 1)
     E = e[:, ju] - e[:, iu]  # >= 0
     dfo = f[:, iu] - f[:, ju]
     ok = (E >= DEGENERATE) & (np.abs(dfo) > 1e-12)
     Et, kw = E[ok], (w[:, None] * dfo)[ok]
-    A = np.pi * pref * kw[None] * P2[:, :, ju, iu][:, ok] / Et[None] ** 2  # (3, T)
+    A = np.pi * pref * kw[None] * P2[:, ok] / Et[None] ** 2  # (3, T)
     omega, im, re = _spectra(Et, A, settings.broadening)
-    curv = None
-    if curvature:
-        c = np.stack([np.einsum("kn,kn->", f * w[:, None], np.einsum("kmn,kmn->kn", np.conj(U), H[4 + a] @ U).real)
-                      for a in range(3)])  # fmt: skip
-        curv = pref * c
+    curv = pref * np.einsum("akn,kn->a", C, f * w[:, None]) if curvature else None
     return Optics(omega, im, re, drude2, mu, mesh, len(w), (A * Et[None]).sum(1), curv)
+
+
+def _bands(model: TBModel, k: np.ndarray, curvature: bool):
+    """Eigenvalues (K, nb), intraband |p|^2 sums S (3, K, nb), interband |p_mn|^2 over the pairs
+    m > n (3, K, pairs) and, if asked, <n|d2H/dk_a2|n> (3, K, nb); in batches of k-points that
+    bound the memory of the Hamiltonian stack (large user cells)."""
+    n = model.n_orbitals
+    iu, ju = np.triu_indices(n, 1)
+    batch = max(1, int(K_BATCH_ELEMENTS // (n * n)))
+    out = {"e": [], "S": [], "P": [], "C": []}
+    for s in range(0, k.shape[0], batch):
+        H = model.hamiltonian(k[s : s + batch], derivatives=2 if curvature else 1)
+        e, U = np.linalg.eigh(H[0])
+        Uh = np.conj(np.swapaxes(U, 1, 2))
+        P2 = np.stack([np.abs(Uh @ H[1 + a] @ U) ** 2 for a in range(3)])  # |<m|dH/dk_a|n>|^2
+        deg = np.abs(e[:, :, None] - e[:, None, :]) < DEGENERATE
+        out["e"].append(e)
+        out["S"].append((P2 * deg).sum(axis=2))
+        out["P"].append(P2[:, :, ju, iu])
+        if curvature:
+            out["C"].append(np.stack([np.einsum("kmn,kmn->kn", np.conj(U), H[4 + a] @ U).real for a in range(3)]))
+    cat = {key: np.concatenate(v, axis=0 if key == "e" else 1) if v else None for key, v in out.items()}
+    return cat["e"], cat["S"], cat["P"], cat["C"]
 
 
 def _spectra(E: np.ndarray, A: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -170,3 +170,15 @@ def test_one_band_chain_reproduces_the_closed_form_drude_frequency(filling):
     assert np.allclose(o.drude2[1:], 0) and np.allclose(o.eps_im, 0)
     assert abs(o.fermi - 2 * t * np.cos(np.pi * filling / 2)) < 1e-3
     assert SPIN == 2.0
+
+
+def test_k_point_batches_give_the_same_result(monkeypatch):
+    import datamodules.surrogate.optics as optics
+
+    lat, z, cart = _crystal("B2-CsCl", ("Al", "Ni"))
+    m = build_model(lat, z, cart)
+    whole = compute_optics(m, FAST, curvature=True)
+    monkeypatch.setattr(optics, "K_BATCH_ELEMENTS", 13 * 13 * 7)  # 7 k-points per batch
+    parts = compute_optics(m, FAST, curvature=True)
+    assert np.allclose(whole.drude2, parts.drude2, rtol=1e-12) and np.allclose(whole.curvature2, parts.curvature2)
+    assert np.abs(whole.eps_im - parts.eps_im).max() < 1e-10 * whole.eps_im.max()
