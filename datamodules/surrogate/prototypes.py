@@ -12,7 +12,6 @@ prototypes also draw c/a within +-3 % of the ideal value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import permutations
 
 import numpy as np
 
@@ -129,35 +128,42 @@ def canonical_key(proto: Prototype, elements: tuple[str, ...]) -> tuple:
 
 
 def draw_specs(n: int, seed: int, pool: tuple[str, ...] = METALS, max_tries: int | None = None) -> list[tuple]:
-    """n distinct specs (index, prototype, elements, strain, c/a), deterministic in `seed`."""
+    """n distinct specs (index, prototype, elements, strain, c/a), deterministic in `seed`.
+
+    Draws come in vectorised batches: a prototype by weight, distinct elements uniformly from
+    `pool` (the first k of a random permutation), a strain and a c/a; repeats are skipped.
+    """
     from pymatgen.core import Element
 
     rng = np.random.default_rng(seed)
     names = list(PROTOTYPES)
-    w = np.array([PROTOTYPES[k].weight for k in names])
+    protos = [PROTOTYPES[k] for k in names]
+    w = np.array([p.weight for p in protos])
     w = w / w.sum()
+    pool = tuple(pool)
+    radius = {e: species(Element(e).Z).radius for e in pool}
     seen, out = set(), []
     tries, limit = 0, max_tries or 100 * n + 1000
-    pool = tuple(pool)
     while len(out) < n:
-        tries += 1
-        if tries > limit:
+        if tries >= limit:
             raise ValueError(f"only {len(out)} distinct structures after {limit} draws (asked for {n})")
-        proto = PROTOTYPES[names[rng.choice(len(names), p=w)]]
-        k = len(proto.letters)
-        elements = tuple(str(e) for e in rng.choice(pool, size=k, replace=False))
-        if proto.name == "C15-Laves":  # the larger atom on the A (diamond) sites, as in real Laves phases
-            elements = tuple(sorted(elements, key=lambda e: -species(Element(e).Z).radius))
-        strain = float(np.round(rng.uniform(-STRAIN, STRAIN), 6))
-        ca = float(np.round(proto.hexagonal_ca * (1 + rng.uniform(-0.03, 0.03)), 6)) if proto.hexagonal_ca else 0.0
-        key = canonical_key(proto, elements)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append((len(out), proto.name, elements, strain, ca))
+        size = int(min(max(1024, 2 * (n - len(out))), 65536))
+        which = rng.choice(len(names), size=size, p=w)
+        order = np.argsort(rng.random((size, len(pool))), axis=1)
+        strain = np.round(rng.uniform(-STRAIN, STRAIN, size), 6)
+        ca_factor = 1 + rng.uniform(-0.03, 0.03, size)
+        for b in range(size):
+            tries += 1
+            proto = protos[which[b]]
+            elements = tuple(pool[i] for i in order[b, : len(proto.letters)])
+            if proto.name == "C15-Laves":  # the larger atom on the A (diamond) sites, as in real Laves phases
+                elements = tuple(sorted(elements, key=lambda e: -radius[e]))
+            key = canonical_key(proto, elements)
+            if key in seen:
+                continue
+            seen.add(key)
+            ca = float(np.round(proto.hexagonal_ca * ca_factor[b], 6)) if proto.hexagonal_ca else 0.0
+            out.append((len(out), proto.name, elements, float(strain[b]), ca))
+            if len(out) == n or tries >= limit:
+                break
     return out
-
-
-def unique_permutations(pattern: str) -> int:
-    """Number of distinct letter assignments (for documentation and tests)."""
-    return len(set(permutations(pattern)))
