@@ -66,6 +66,7 @@ def _optics_options(p) -> None:
 
     d = OpticsSettings()
     p.add_argument("--k-spacing", type=float, default=d.k_spacing, help="k-grid spacing in 1/Å (2 pi included)")
+    p.add_argument("--k-spacing-sp", type=float, default=d.k_spacing_sp, help="the same for cells without d orbitals")
     p.add_argument("--broadening", type=float, default=d.broadening, help="Gaussian sigma of transitions, eV")
     p.add_argument("--smearing", type=float, default=d.smearing, help="Fermi-Dirac kT, eV")
 
@@ -73,7 +74,8 @@ def _optics_options(p) -> None:
 def optics_settings(args):
     from .surrogate.optics import OpticsSettings
 
-    return OpticsSettings(broadening=args.broadening, smearing=args.smearing, k_spacing=args.k_spacing)
+    return OpticsSettings(broadening=args.broadening, smearing=args.smearing, k_spacing=args.k_spacing,
+                          k_spacing_sp=args.k_spacing_sp)  # fmt: skip
 
 
 def _store_options(p, chunk_size: int = 512) -> None:

@@ -36,10 +36,21 @@ class OpticsSettings:
     broadening: float = 0.15  # eV, Gaussian sigma of every interband transition
     smearing: float = 0.15  # eV, kT of the Fermi-Dirac occupations (Fermi level and Drude)
     k_spacing: float = 0.1  # Å^-1 (2 pi included): N_i = ceil(|b_i| / k_spacing)
+    k_spacing_sp: float = 0.07  # Å^-1 for cells without d orbitals: steeper bands, 4 orbitals per atom
     symmetry: bool = True  # reduce k to the irreducible wedge (direction average only)
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("broadening", "smearing", "k_spacing", "symmetry")}
+        return {k: getattr(self, k) for k in ("broadening", "smearing", "k_spacing", "k_spacing_sp", "symmetry")}
+
+    def spacing_for(self, model: TBModel) -> float:
+        """The k-spacing of a model: `k_spacing_sp` if no atom carries d orbitals."""
+        return self.k_spacing if np.any(np.diff(model.offsets) > 4) else self.k_spacing_sp
+
+    def scaled(self, factor: float) -> OpticsSettings:
+        """The same settings on a k-grid `factor` times finer or coarser (both spacings)."""
+        from dataclasses import replace
+
+        return replace(self, k_spacing=self.k_spacing * factor, k_spacing_sp=self.k_spacing_sp * factor)
 
 
 @dataclass
@@ -144,7 +155,7 @@ def compute_optics(
 
     The k-grid is reduced by the space group found from `numbers`, or by the given `rotations`.
     """
-    mesh = tuple(mesh or mesh_for(model.lattice, settings.k_spacing))
+    mesh = tuple(mesh or mesh_for(model.lattice, settings.spacing_for(model)))
     k, w = kpts if kpts is not None else kpoints(model, mesh, numbers, settings.symmetry, rotations)
     e, S, P2, C = _bands(model, k, curvature)
     mu = fermi_level(e, w, model.n_electrons, settings.smearing)

@@ -12,7 +12,7 @@ from datamodules.surrogate.optics import OpticsSettings
 from datamodules.surrogate.params import UnsupportedElement, species
 from datamodules.surrogate.prototypes import PROTOTYPES, canonical_key, draw_specs, structure_arrays
 
-COARSE = OpticsSettings(k_spacing=0.3)
+COARSE = OpticsSettings(k_spacing=0.3, k_spacing_sp=0.3)
 SPACE_GROUPS = {
     "A1-fcc": "Fm-3m", "A2-bcc": "Im-3m", "A3-hcp": "P6_3/mmc", "B2-CsCl": "Pm-3m", "L1_2-Cu3Au": "Pm-3m",
     "L1_0-CuAu": "P4/mmm", "Bh-WC": "P-6m2", "C1-CaF2": "Fm-3m", "C1b-halfHeusler": "F-43m",
@@ -134,8 +134,9 @@ def test_label_cif_poscar_and_bad_files(tmp_path):
 def test_cli_generate_and_label(tmp_path, capsys):
     from experiments.cli import main
 
-    assert main(["data", "generate", "--n", "4", "--seed", "1", "--out", str(tmp_path / "g"), "--k-spacing", "0.4",
-                 "--quiet", "--workers", "1"]) == 0  # fmt: skip
+    grid = ["--k-spacing", "0.4", "--k-spacing-sp", "0.4"]
+    assert main(["data", "generate", "--n", "4", "--seed", "1", "--out", str(tmp_path / "g"), *grid, "--quiet",
+                 "--workers", "1"]) == 0  # fmt: skip
     assert "4 materials" in capsys.readouterr().out
     assert main(["data", "info", str(tmp_path / "g"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["optics"]["k_spacing"] == 0.4

@@ -10,7 +10,7 @@ from datamodules.surrogate.optics import OpticsSettings, compute_optics, kpoints
 from datamodules.surrogate.params import E2, SPIN
 from datamodules.surrogate.prototypes import PROTOTYPES, structure_arrays
 
-FAST = OpticsSettings(k_spacing=0.25, symmetry=False)
+FAST = OpticsSettings(k_spacing=0.25, k_spacing_sp=0.25, symmetry=False)
 
 
 def _crystal(name, elements, strain=0.0):
