@@ -20,12 +20,13 @@ from torch_geometric.nn import CGConv, TransformerConv
 
 def segment_softmax(alpha: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
     """Softmax of alpha (E, H) over the rows sharing the same index (per column)."""
+    alpha = alpha.float()
     shape = (size,) + alpha.shape[1:]
     idx = index.view(-1, *([1] * (alpha.dim() - 1))).expand_as(alpha)
     amax = alpha.new_full(shape, float("-inf")).scatter_reduce(0, idx, alpha.detach(), "amax", include_self=True)
-    ex = torch.exp(alpha - amax.gather(0, idx))
+    ex = torch.exp(alpha - amax.index_select(0, index))
     denom = alpha.new_zeros(shape).index_add_(0, index, ex)
-    return ex / (denom.gather(0, idx) + 1e-16)
+    return ex / (denom.index_select(0, index) + 1e-16)
 
 
 class FastCGConv(CGConv):
@@ -38,11 +39,12 @@ class FastCGConv(CGConv):
         src, dst = edge_index
         w = torch.cat([self.lin_f.weight, self.lin_s.weight])  # (2c, 2h + dim)
         b = torch.cat([self.lin_f.bias, self.lin_s.bias])
-        nodes = F.linear(x, torch.cat([w[:, :h], w[:, h : 2 * h]]))  # (N, 4c): [target part, source part]
+        z = F.linear(edge_attr, w[:, 2 * h :], b)
+        z = z + F.linear(x, w[:, :h]).index_select(0, dst) + F.linear(x, w[:, h : 2 * h]).index_select(0, src)
         c2 = w.shape[0]
-        z = F.linear(edge_attr, w[:, 2 * h :], b) + nodes[dst, :c2] + nodes[src, c2:]
         f, s = z.chunk(2, dim=-1)
-        out = x.new_zeros(x.shape[0], c2 // 2).index_add_(0, dst, f.sigmoid() * F.softplus(s))
+        msg = f.sigmoid() * F.softplus(s)
+        out = msg.new_zeros(x.shape[0], c2 // 2).index_add_(0, dst, msg)
         out = out if self.bn is None else self.bn(out)
         return out + x
 
@@ -59,13 +61,13 @@ class FastTransformerConv(TransformerConv):
         b = torch.cat([self.lin_query.bias, self.lin_key.bias, self.lin_value.bias, self.lin_skip.bias])
         query, key, value, skip = F.linear(x, w, b).split(H * C, dim=-1)
         e = self.lin_edge(edge_attr)
-        key_j = (key[src] + e).view(-1, H, C)
-        alpha = (query[dst].view(-1, H, C) * key_j).sum(-1) / math.sqrt(C)
+        key_j = (key.index_select(0, src) + e).view(-1, H, C)
+        alpha = (query.index_select(0, dst).view(-1, H, C) * key_j).sum(-1) / math.sqrt(C)
         alpha = segment_softmax(alpha, dst, x.shape[0])
         if self.training and self.dropout > 0:
             alpha = F.dropout(alpha, p=self.dropout)
-        msg = (value[src] + e).view(-1, H, C) * alpha.unsqueeze(-1)
-        out = x.new_zeros(x.shape[0], H * C).index_add_(0, dst, msg.view(-1, H * C))
+        msg = (value.index_select(0, src) + e).view(-1, H, C) * alpha.unsqueeze(-1)
+        out = msg.new_zeros(x.shape[0], H * C).index_add_(0, dst, msg.view(-1, H * C))
         if self.lin_beta is None:
             return out + skip
         beta = self.lin_beta(torch.cat([out, skip, out - skip], dim=-1)).sigmoid()

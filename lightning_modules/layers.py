@@ -98,11 +98,12 @@ class GraphLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor, seg: Segments) -> torch.Tensor:
+        x = x.float()  # statistics in float32, also under autocast
         n = (seg.count * x.shape[1]).clamp_min(1).to(x.dtype)
         mean = seg.sum(x.sum(dim=1)) / n
-        xc = x - mean[seg.index].unsqueeze(1)
-        var = seg.sum((xc * xc).sum(dim=1)) / n
-        scale = torch.rsqrt(var + self.eps)[seg.index].unsqueeze(1)
+        xc = x - mean.index_select(0, seg.index).unsqueeze(1)
+        var = seg.sum(torch.linalg.vector_norm(xc, dim=1).square()) / n
+        scale = torch.rsqrt(var + self.eps).index_select(0, seg.index).unsqueeze(1)
         return torch.addcmul(self.bias, xc * scale, self.weight)
 
 
@@ -114,5 +115,5 @@ class VectorAttentionPool(nn.Module):
         self.lin = nn.Linear(channels, channels)
 
     def forward(self, x: torch.Tensor, seg: Segments) -> torch.Tensor:
-        w = softmax(self.lin(x), seg.index, num_nodes=seg.size, dim=0)
+        w = softmax(self.lin(x).float(), seg.index, num_nodes=seg.size, dim=0)
         return seg.sum(x * w)

@@ -10,6 +10,7 @@ counts equal the reference table at every width (tests/lightning_modules/test_op
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from datamodules.elements import N_FEATURES
@@ -70,8 +71,8 @@ class PairUpdate(nn.Module):
     def forward(self, u, ia, ib, r, seg: Segments):
         h = u.shape[1]
         w = self.lin.weight
-        ub = torch.nn.functional.linear(u, torch.cat([w[:, :h], w[:, h : 2 * h]]))
-        upd = torch.nn.functional.linear(r, w[:, 2 * h :], self.lin.bias) + ub[ia, :h] + ub[ib, h:]
+        upd = F.linear(r, w[:, 2 * h :], self.lin.bias)
+        upd = upd + F.linear(u, w[:, :h]).index_select(0, ia) + F.linear(u, w[:, h : 2 * h]).index_select(0, ib)
         return self.norm(r + upd, seg)
 
 
@@ -158,11 +159,11 @@ class OptiMetal3B(OptiMetal):
         x, e, r, seg_n = self.embed(batch)
         t = batch.triplet_index
         unit = batch.edge_vec / r.clamp_min(1e-9).unsqueeze(-1)
-        cos = (unit[t[0]] * unit[t[1]]).sum(-1).clamp(-1.0, 1.0)
+        cos = (unit.index_select(0, t[0]) * unit.index_select(0, t[1])).sum(-1).clamp(-1.0, 1.0)
         a = self.angle_mlp(spherical_harmonics_m0(cos))
         edge_graph = batch.batch[batch.edge_index[1]]
         seg_e = Segments.of(edge_graph, seg_n.size)
-        seg_t = Segments.of(edge_graph[t[0]], seg_n.size)
+        seg_t = Segments.of(edge_graph.index_select(0, t[0]), seg_n.size)
         for layer in self.layers:
             x, e, a = layer(x, e, a, batch.edge_index, t, (seg_n, seg_e, seg_t))
         return self.read_out(x, seg_n)

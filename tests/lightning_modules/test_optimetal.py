@@ -133,3 +133,14 @@ def test_graph_layer_norm_normalises_each_graph_over_rows_and_channels():
     for part in (y[:3], y[3:]):
         assert part.mean().item() == pytest.approx(0, abs=1e-5)
         assert part.var(unbiased=False).item() == pytest.approx(1, abs=1e-3)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_models_run_under_bf16_autocast(name, sample_batch):
+    """The GPU recipe trains in bf16 autocast: mixed dtypes must not break the index operations."""
+    torch.manual_seed(5)
+    model = build_model(name, 16, points=201)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        eps, drude = model(sample_batch)
+    assert torch.isfinite(eps.float()).all() and torch.isfinite(drude.float()).all()
+    eps.float().mean().backward()
