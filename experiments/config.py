@@ -142,9 +142,12 @@ def n_parameters(model: str, width: int, points: int) -> int:
     """Trainable parameters of `build_model(model, width, points)` (built once per process)."""
     key = (model, width, points)
     if key not in _N_CACHE:
+        import torch
+
         from lightning_modules.optimetal import build_model, count_parameters
 
-        _N_CACHE[key] = int(count_parameters(build_model(model, width, points)))
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            _N_CACHE[key] = int(count_parameters(build_model(model, width, points)))
     return _N_CACHE[key]
 
 
