@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -69,7 +70,15 @@ def _result(client, run, status: str) -> dict:
         "best_epoch": int(data.metrics["best_epoch"]) if "best_epoch" in data.metrics else None,
         "n_parameters": int(data.params["n_parameters"]),
         "test": {k: v for k, v in data.metrics.items() if k.startswith("test_")},
+        "best_checkpoint": _local(f"{run.info.artifact_uri}/checkpoints/best.ckpt"),
     }
+
+
+def _local(uri: str) -> str:
+    """A file:// URI as a path; other URIs unchanged."""
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
 
 
 def _params(resolved: dict) -> dict[str, str]:
@@ -97,6 +106,12 @@ def _prepare_rank0(client, exp_id: str, resolved: dict, workdir: Path, tags: dic
     state_file, last = workdir / "state.json", workdir / "last.ckpt"
     state = _read_json(state_file)
     run_id = state.get("run_id")
+    theirs = (state.get("tracking_uri", tracking_uri), state.get("run_key", key))
+    if last.exists() and "status" not in state and theirs != (tracking_uri, key):
+        raise ValueError(
+            f"{workdir} holds an unfinished run of grid point {theirs[1]} in tracking store {theirs[0]}: "
+            f"resume it with the same arguments, or train into another --workdir"
+        )
     if run_id in live and last.exists():
         client.update_run(run_id, status="RUNNING")
         client.set_tag(run_id, tracking.STATUS_TAG, "running")
@@ -212,6 +227,7 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         log_every_n_steps=1,
         default_root_dir=workdir,
     )
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
     best_path = checkpoint.best_model_path
     tested = trainer.test(module, datamodule=dm, ckpt_path=best_path, verbose=False)[0]

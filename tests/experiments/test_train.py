@@ -125,7 +125,7 @@ def test_two_epoch_training_lowers_the_loss_and_writes_a_complete_run(trained, s
 
 
 class Crash(L.Callback):
-    """Simulates a crash at the end of epoch `epoch` (after its checkpoint)."""
+    """Simulates a crash at the end of epoch `epoch`, just before that epoch's checkpoint."""
 
     def __init__(self, epoch: int):
         self.epoch = epoch
@@ -152,12 +152,22 @@ def test_an_interrupted_grid_point_resumes_into_the_same_run(tiny_config, store2
     for key in EPOCH_METRICS:
         assert [s for s, _ in history(client, run_id, key)] == [0, 1, 2], key  # no epoch logged twice
     assert history(client, run_id, "val_loss")[:2] == before
+    lr = float(client.get_run(run_id).data.params["lr"])  # schedule continued: 12 steps, 2 of warm-up
+    expected = [lr * 0.5 * (1 + math.cos(math.pi * k / 10)) for k in (2, 6, 10)]
+    assert [v for _, v in history(client, run_id, "lr")] == pytest.approx(expected, rel=1e-9, abs=1e-12)
     runs = client.search_runs([client.get_run(run_id).info.experiment_id], f"tags.run_key = '{result['run_key']}'")
     assert [r.info.run_id for r in runs] == [run_id]
 
     again = train(cfg, tracking_uri=uri)
     assert again["status"] == "skipped" and again["run_id"] == run_id
     assert again["best_val_loss"] == result["best_val_loss"]
+    assert Path(again["best_checkpoint"]).is_file()  # the artifact copy in the MLflow store
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train({**cfg, "seed": 8}, extra_callbacks=[Crash(1)], tracking_uri=uri)
+    for wrong in ({"seed": 8, "tracking_uri": other}, {"seed": 9, "tracking_uri": uri}):
+        with pytest.raises(ValueError, match="holds an unfinished run of grid point"):  # never discard them
+            train({**cfg, "seed": wrong["seed"]}, tracking_uri=wrong["tracking_uri"])
 
 
 @pytest.mark.slow
