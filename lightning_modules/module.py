@@ -82,7 +82,7 @@ class SpectraModule(L.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        lr = torch.tensor(float(self.optimizers().param_groups[0]["lr"]), dtype=torch.float64)
+        lr = torch.tensor(float(self.optimizers().param_groups[0]["lr"]), dtype=torch.float64, device=self.device)
         self.log("lr", lr, on_step=False, on_epoch=True, sync_dist=True)  # identical on every rank
 
     def on_validation_epoch_start(self) -> None:
