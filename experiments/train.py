@@ -127,6 +127,21 @@ def _prepare_rank0(client, exp_id: str, resolved: dict, workdir: Path, tags: dic
     return run_id, None, False
 
 
+def _write_test_table(table: dict, store_path: str, workdir: Path) -> Path:
+    """`test_materials.csv`: mat_id, formula and every test metric, one row per test material."""
+    from datamodules.store import GraphStore
+
+    store = GraphStore(store_path)
+    ids, formulas = store.mat_ids(), store.formulas()
+    names = [k for k in table if k != "idx"]
+    lines = [",".join(["mat_id", "formula", *names])]
+    for row, i in enumerate(table["idx"]):
+        lines.append(",".join([ids[i], formulas[i], *(f"{table[k][row]:.8g}" for k in names)]))
+    path = workdir / "test_materials.csv"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
 def _read_json(path: Path) -> dict:
     import json
 
@@ -239,6 +254,7 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
     client.log_metric(run_id, "best_epoch", best_epoch, step=best_epoch)
     client.log_artifact(run_id, str(workdir / "config.yaml"))
     client.log_artifact(run_id, best_path, artifact_path="checkpoints")
+    client.log_artifact(run_id, str(_write_test_table(module.test_table, cfg.data, workdir)))
     client.set_tag(run_id, tracking.STATUS_TAG, "finished")
     client.set_terminated(run_id, "FINISHED")
     atomic_write_json(workdir / "state.json", {**_read_json(workdir / "state.json"), "status": "finished"})

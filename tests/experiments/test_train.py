@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
@@ -9,10 +10,12 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from datamodules.store import GraphStore
 from experiments.config import load_config, resolve
 from experiments.train import train
 
@@ -115,7 +118,16 @@ def test_two_epoch_training_lowers_the_loss_and_writes_a_complete_run(trained, s
     for name in ("loss", "mae_re", "mae_im", "r2_re", "r2_im", "sc_re", "sc_im", "drude_abs_err", "delta_e"):
         assert math.isfinite(m[f"test_{name}"]) and m[f"test_{name}"] == pytest.approx(result["test"][f"test_{name}"])
 
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"checkpoints", "config.yaml"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
+        "checkpoints",
+        "config.yaml",
+        "test_materials.csv",
+    }
+    table = list(csv.DictReader(open(client.download_artifacts(run.info.run_id, "test_materials.csv", str(tmp_path)))))
+    store = GraphStore(store201)
+    assert sorted(r["mat_id"] for r in table) == sorted(store.mat_ids()[store.indices("test")])
+    for name in ("mae_re", "sc_im", "delta_e"):  # the logged means are means over these rows
+        assert m[f"test_{name}"] == pytest.approx(np.mean([float(r[name]) for r in table]), rel=1e-6)
     assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best.ckpt"]
     local = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
     config = yaml.safe_load(Path(local).read_text())
@@ -196,6 +208,8 @@ def test_two_process_ddp_is_one_run_with_the_single_process_validation_loss(stor
     assert len(client.search_runs([exp_id])) == 1  # rank 1 logged nothing of its own
     for key in EPOCH_METRICS:
         assert [s for s, _ in history(client, run.info.run_id, key)] == [0, 1], key
+    table = client.download_artifacts(run.info.run_id, "test_materials.csv", str(tmp_path))
+    assert len(open(table).read().splitlines()) == 1 + 3  # both ranks' test materials, each once
 
     # the same weights validated by one process, with another batching: the same loss
     module = SpectraModule.load_from_checkpoint(result["best_checkpoint"], map_location="cpu")
