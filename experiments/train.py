@@ -33,6 +33,8 @@ from . import tracking
 from .config import TrainConfig, dump, load_config, resolve
 
 PARAM_LIMIT = 500  # characters of an MLflow param value
+# the work dir also holds config.yaml and state.json: not a sign of a stale checkpoint directory
+warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
 
 
 class EpochPrinter(Callback):
@@ -159,9 +161,11 @@ def train(
     tags: dict | None = None,
 ) -> dict:
     """Train one grid point; returns {"run_id", "run_key", "status", "best_val_loss", "best_epoch",
-    "n_parameters", "test": {test_*: value}} with status "finished", "resumed" (finished after
-    continuing an interrupted run) or "skipped" (a FINISHED run of this key already existed).
-    On DDP ranks other than 0 the dict holds only "run_key" and status "worker"."""
+    "n_parameters", "test": {test_*: value}, "best_checkpoint"} with status "finished", "resumed"
+    (finished after continuing an interrupted run) or "skipped" (a FINISHED run of this key already
+    existed; its checkpoint is then the MLflow artifact). `config`: a dict of overrides of
+    configs/train.yaml (at least data, model, width, seed) or a TrainConfig. On DDP ranks other
+    than 0 the dict holds only "run_key" and status "worker"."""
     cfg = config if isinstance(config, TrainConfig) else load_config(dict(config))
     resolved = resolve(cfg)
     key = resolved["run_key"]
@@ -242,7 +246,6 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         log_every_n_steps=1,
         default_root_dir=workdir,
     )
-    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
     best_path = checkpoint.best_model_path
     tested = trainer.test(module, datamodule=dm, ckpt_path=best_path, verbose=False)[0]
