@@ -23,6 +23,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_pressure() -> float | None:
+    """Share of the last 10 s in which runnable tasks waited for a CPU (Linux PSI), percent."""
+    try:
+        with open("/proc/pressure/cpu") as fh:
+            return float(fh.readline().split()[1].split("=")[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _identity(x):
     return x
 
@@ -164,6 +173,7 @@ def main(cfg: dict) -> dict:
     times = timed_steps(step, batches, n, sync)
     res = {"model": cfg["model"], "width": cfg["width"], "device": device, "parameters": count_parameters(model)}
     res.update(summarise(times, bs))
+    res["cpu_pressure_pct_avg10"] = cpu_pressure()
     res["peak_rss_mb"] = round(peak_rss_mb(), 1)
     res["rss_growth_mb"] = round(peak_rss_mb() - rss_before, 1)
     if device == "cuda":
