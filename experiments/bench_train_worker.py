@@ -37,14 +37,14 @@ def _identity(x):
 
 
 class Stepper:
-    """forward + joint loss + backward + AdamW step of one model on one device (bf16 autocast on CUDA)."""
+    """forward + joint loss + backward + AdamW step of one model on one device, fp32 or bf16 autocast."""
 
-    def __init__(self, model, device: str, lr: float = 1e-3):
+    def __init__(self, model, device: str, bf16: bool = False, lr: float = 1e-3):
         import torch
 
         self.model, self.device = model, device
         self.opt = torch.optim.AdamW(model.parameters(), lr=lr)
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
+        self.autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
 
     def __call__(self, batch) -> None:
         from lightning_modules.loss import joint_loss
@@ -159,7 +159,8 @@ def main(cfg: dict) -> dict:
         bs = len(recs)
     rss_before = rss_mb()
     model = model.to(device).train()
-    step = Stepper(model, device)
+    bf16 = cfg["precision"] == "bf16"
+    step = Stepper(model, device, bf16)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     step(batches[0])  # warm-up
     sync()
@@ -168,13 +169,14 @@ def main(cfg: dict) -> dict:
     sync()
     per_step = time.perf_counter() - t0
     budget = cfg["seconds"] / (2 if cfg["lightning"] else 1)
-    n = max(3, min(200, int(budget / max(per_step, 1e-4))))
+    n = max(5, min(200, int(budget / max(per_step, 1e-4))))
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         stop, util = gpu_sampler()
     cpu: list[float] = []
     times = timed_steps(step, batches, n, sync, cpu)
-    res = {"model": cfg["model"], "width": cfg["width"], "device": device, "parameters": count_parameters(model)}
+    res = {"model": cfg["model"], "width": cfg["width"], "device": device, "precision": cfg["precision"]}
+    res["parameters"] = count_parameters(model)
     res.update(summarise(times, bs))
     res["graphs_per_cpu_s_best"] = round(bs / min(cpu), 1)  # per CPU-second of all threads together
     res["cpu_pressure_pct_avg10"] = cpu_pressure()
@@ -182,7 +184,6 @@ def main(cfg: dict) -> dict:
     res["rss_growth_mb"] = round(peak_rss_mb() - rss_before, 1)
     if device == "cuda":
         stop.set()
-        res["precision"] = "bf16 autocast"
         res["peak_gpu_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         res["gpu_utilisation_pct_mean"] = round(statistics.mean(util), 1) if util else None
     if cfg["lightning"]:

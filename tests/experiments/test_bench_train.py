@@ -30,7 +30,16 @@ def test_bench_train_writes_figures_for_given_structures(tmp_path):
     cells = tmp_path / "cells.json"
     cells.write_text(json.dumps([s.as_dict() for s in default_structures(4)]))
     out = tmp_path / "bench.json"
-    run(str(out), structures=str(cells), models=["2b-tc"], widths=[16], batch_size=2, seconds=0.2, lightning=False)
+    run(
+        str(out),
+        structures=str(cells),
+        models=["2b-tc"],
+        widths=[16],
+        batch_size=2,
+        seconds=0.2,
+        lightning=False,
+        cpu_bf16=False,
+    )
     figures = json.loads(out.read_text())
     (row,) = figures["cpu"]
     assert row["model"] == "2b-tc" and row["width"] == 16 and row["parameters"] == 278_275
