@@ -51,6 +51,19 @@ class EpochPrinter(Callback):
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {'  '.join(parts)}  ({dt:.1f} s)", flush=True)
 
 
+def checkpoint_callbacks(workdir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+    """best.ckpt (lowest val_loss) and last.ckpt (rewritten after every epoch).
+
+    A separate callback for last.ckpt: since Lightning 2.6 `save_last=True` rewrites it only when
+    a top-k checkpoint is saved too, i.e. only on improvement, so a resume would repeat every
+    epoch since the best one. The best callback comes first: last.ckpt then holds its updated state.
+    """
+    common = dict(dirpath=workdir, save_top_k=1, enable_version_counter=False)
+    best = ModelCheckpoint(filename="best", monitor="val_loss", mode="min", **common)
+    last = ModelCheckpoint(filename="last", monitor=None, every_n_epochs=1, **common)
+    return best, last
+
+
 def _lock(workdir: Path):
     """Exclusive lock of a grid point's work dir for this process (released when it exits)."""
     fh = open(workdir / ".lock", "w")
@@ -220,15 +233,7 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         triplets=module.needs_triplets,
         seed=cfg.seed,
     )
-    checkpoint = ModelCheckpoint(
-        dirpath=workdir,
-        filename="best",
-        monitor="val_loss",
-        mode="min",
-        save_top_k=1,
-        save_last=True,
-        enable_version_counter=False,
-    )
+    checkpoint, last = checkpoint_callbacks(workdir)
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
         accelerator=cfg.accelerator,
@@ -239,7 +244,7 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         gradient_clip_algorithm="norm",
         use_distributed_sampler=False,
         logger=logger,
-        callbacks=[checkpoint, EpochPrinter(), *extra_callbacks],
+        callbacks=[checkpoint, last, EpochPrinter(), *extra_callbacks],
         num_sanity_val_steps=0,
         enable_progress_bar=False,
         enable_model_summary=False,

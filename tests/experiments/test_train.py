@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -217,3 +218,39 @@ def test_two_process_ddp_is_one_run_with_the_single_process_validation_loss(stor
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     single = trainer.validate(module, datamodule=dm, verbose=False)[0]["val_loss"]
     assert result["best_val_loss"] == pytest.approx(single, rel=1e-6)
+
+
+class ScriptedLoss(L.LightningModule):
+    """val_loss = 1, 2, 3, ...: every epoch after the first is worse than the best."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, _):
+        return (self.w - batch[0]).abs().sum()
+
+    def validation_step(self, batch, _):
+        self.log("val_loss", float(self.current_epoch + 1) + 0 * self.w.sum().item(), on_epoch=True)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(4, 1)), batch_size=2)
+
+    val_dataloader = train_dataloader
+
+
+def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path):
+    from experiments.train import checkpoint_callbacks
+
+    best, last = checkpoint_callbacks(tmp_path)
+    trainer = L.Trainer(
+        max_epochs=3, callbacks=[best, last], logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(ScriptedLoss())
+    load = lambda name: torch.load(tmp_path / name, weights_only=False)  # noqa: E731
+    assert load("best.ckpt")["epoch"] == 0 and best.best_model_score == 1.0
+    assert load("last.ckpt")["epoch"] == 2  # a resume repeats no finished epoch
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
