@@ -183,6 +183,7 @@ def train(
     resolved = resolve(cfg)
     key = resolved["run_key"]
     workdir = Path(cfg.workdir or Path("runs") / experiment / key).resolve()
+    resolved["workdir"] = str(workdir)  # not part of the key
     uri = tracking_uri or tracking.default_tracking_uri()
     world = int(cfg.devices)
     if cfg.batch_size % world:

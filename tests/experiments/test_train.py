@@ -93,12 +93,14 @@ def test_two_epoch_training_lowers_the_loss_and_writes_a_complete_run(trained, s
     run = client.get_run(result["run_id"])
     assert result["status"] == "finished" and run.info.status == "FINISHED"
     assert run.data.tags["run_key"] == result["run_key"] and run.data.tags["optiscale.status"] == "finished"
+    assert run.data.tags["sweep"] == "unit-tests" and run.info.run_name == "2b-tc-w16-D32-s1"
     p = run.data.params
     assert set(CONTRACT_PARAMS) <= set(p)
     manifest = json.loads((Path(store201) / "manifest.json").read_text())
     assert (p["model"], p["width"], p["D"], p["seed"], p["epochs"]) == ("2b-tc", "16", "32", "1", "2")
     assert (p["grid_points"], p["data_hash"]) == ("201", manifest["content_hash"])
     assert int(p["n_parameters"]) == result["n_parameters"] == n_params("2b-tc", 16, 201)
+    assert p["workdir"] == cfg["workdir"] and p["precision"] == "32-true"
 
     for key in EPOCH_METRICS:
         assert [s for s, _ in history(client, run.info.run_id, key)] == [0, 1], key
