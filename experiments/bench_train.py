@@ -128,12 +128,18 @@ def run(
         "machine": {
             "cores": os.cpu_count(),
             "load_average_at_start": list(os.getloadavg()),
-            "note": "shared machine (4 helpers on 2 cores): best step ~ uncontended speed, median under load",
+            "note": "shared machine (4 helpers on 2 cores): best step ~ uncontended speed, median under load; "
+            "one-thread CPU-time figures are the least affected by other jobs",
             "python": platform.python_version(),
             "torch": torch.__version__,
         },
-        "setup": {"batch_size": batch_size, "threads": threads, "points": 2001, "optimizer": "AdamW",
-                  "structures": structures or "built-in default_structures(64)"},  # fmt: skip
+        "setup": {
+            "batch_size": batch_size,
+            "threads": threads,
+            "points": 2001,
+            "optimizer": "AdamW(fused=True); in the Lightning comparison the default AdamW on both sides",
+            "structures": structures or "built-in default_structures(64)",
+        },
         "graphs": graph_sizes(graph_records(load_structures(structures), source=structures or "built-in")),
     }  # fmt: skip
     runs = [("cpu", "cpu", "fp32")] + ([("cpu_bf16", "cpu", "bf16")] if cpu_bf16 else [])
