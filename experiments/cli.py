@@ -11,7 +11,12 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ("datamodules.commands", "experiments.fitting.commands")
+COMMAND_MODULES = (
+    "datamodules.commands",
+    "lightning_modules.commands",
+    "experiments.commands",
+    "experiments.fitting.commands",
+)
 
 
 class CLI:

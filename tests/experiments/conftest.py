@@ -1,4 +1,4 @@
-"""Synthetic runs drawn from a scaling-law form with known parameters."""
+"""Fixtures of the experiments tests: tiny training runs, synthetic scaling-law runs, MLflow stores."""
 
 from __future__ import annotations
 
@@ -6,6 +6,49 @@ import numpy as np
 import pytest
 
 from experiments.fitting.forms import FORMS
+
+
+def tiny_config(store, workdir, **overrides) -> dict:
+    """A grid point small enough for CPU tests: width 16, 2 epochs, batch 8."""
+    return {
+        "data": str(store),
+        "model": "2b-tc",
+        "width": 16,
+        "seed": 1,
+        "epochs": 2,
+        "batch_size": 8,
+        "warmup_epochs": 0.5,
+        "workdir": str(workdir),
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session", name="tiny_config")
+def tiny_config_fixture():
+    """The `tiny_config(store, workdir, **overrides)` function."""
+    return tiny_config
+
+
+@pytest.fixture(scope="session")
+def store201(derived_dir, tmp_path_factory):
+    """The 40 derived records on a 201-point grid (32 train, 5 val, 3 test)."""
+    from datamodules.importer import import_records
+
+    out = tmp_path_factory.mktemp("train-stores") / "derived201"
+    import_records([str(derived_dir)], out, workers=1, chunk_size=16, progress=False, grid_points=201)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(store201, tmp_path_factory):
+    """One finished 2-epoch run: (result of train, tracking URI, config)."""
+    from experiments.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
+    cfg = tiny_config(store201, root / "work")
+    return train(cfg, tracking_uri=uri, experiment="tests", tags={"sweep": "unit-tests"}), uri, cfg
+
 
 D_VALUES = [2500, 5000, 10000, 20000, 40000, 80000, 160000]  # the reference's data subsets
 N_VALUES = [278275, 600000, 1288483, 3000000, 8140195, 20000000, 80521123]
