@@ -153,11 +153,28 @@ def run(
                            precision=precision)  # fmt: skip
                 figures[key].append(_in_subprocess(cfg))
                 print(json.dumps(figures[key][-1]), flush=True)
+    if lightning:
+        figures["lightning_loop"] = loop_overhead(figures["cpu"], structures, batch_size, seconds)
     if "gpu" not in figures:
         figures["gpu"] = "no CUDA device on this machine"
     figures["machine"]["load_average_at_end"] = list(os.getloadavg())
     atomic_write_json(out, figures)
     return figures
+
+
+def loop_overhead(rows: list[dict], structures, batch_size: int, seconds: float) -> dict:
+    """The Lightning loop's own cost per step, measured on a tiny model (2B-TC, h = 16) over many
+    steps, where it is large against the step and stands out of the noise of a shared machine;
+    then as a share of each configuration's one-thread step time."""
+    cfg = dict(model="2b-tc", width=16, structures=structures, batch_size=batch_size, threads=1, seconds=seconds,
+               lightning=True, device="cpu", precision="fp32", lightning_steps=150)  # fmt: skip
+    tiny = _in_subprocess(cfg)["lightning"]
+    ms = max(tiny["overhead_ms_cpu_time_median"], 0.0)
+    share = {
+        f"{r['model']}-{r['width']}": round(100 * ms / (1e3 * batch_size / r["one_thread_graphs_per_cpu_s_best"]), 2)
+        for r in rows
+    }
+    return {"tiny_model": tiny, "overhead_ms_per_step": ms, "overhead_pct_of_one_thread_step": share}
 
 
 def _in_subprocess(cfg: dict) -> dict:
