@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 
-
-
 def register(cli) -> None:
     p = cli.command("sweep", "train every grid point of a sweep axis (resumable, shareable), then fit")
     p.add_argument("--preset", default="quick", help="preset name (quick, paper) or a sweep YAML file")
@@ -35,15 +33,18 @@ def cmd_sweep(args) -> int:
 
         store = ensure_dataset(spec)
         report = run_worker(
-            spec, args.axis, store, args.storage or default_storage(), args.tracking_uri or default_tracking_uri(), extra
+            spec,
+            args.axis,
+            store,
+            args.storage or default_storage(),
+            args.tracking_uri or default_tracking_uri(),
+            extra,
         )
         print(f"[sweep] worker done: trained {len(report.trained)}, failed {len(report.failed)}")
         for pid, why in report.failed.items():
             print(f"  failed {pid}: {why}")
         return 1 if report.failed else 0
-    summary = run_sweep(
-        spec, args.axis, args.workers, args.storage, args.tracking_uri, extra, fit=not args.no_fit
-    )
+    summary = run_sweep(spec, args.axis, args.workers, args.storage, args.tracking_uri, extra, fit=not args.no_fit)
     print(
         f"[sweep] {summary['experiment']}: {summary['finished']}/{summary['points']} points finished"
         + (f", duplicated {summary['duplicated']}" if summary["duplicated"] else "")
@@ -57,5 +58,3 @@ def cmd_sweep(args) -> int:
 
         atomic_write_json(args.json, summary)
     return 0 if not summary["missing"] else 1
-
-

@@ -68,7 +68,9 @@ def postgres_server():
     try:
         _wait_port(port, 30, what="PostgreSQL")
         createdb = _pg_bin("createdb")
-        subprocess.run([*run_as, createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "optiscale", "optiscale"], check=True)
+        subprocess.run(
+            [*run_as, createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "optiscale", "optiscale"], check=True
+        )
         yield f"postgresql+psycopg2://optiscale@127.0.0.1:{port}/optiscale"
     finally:
         subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True)
