@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ("datamodules.commands",)
+COMMAND_MODULES = ("datamodules.commands", "lightning_modules.commands", "experiments.commands")
 
 
 class CLI:

@@ -1,0 +1,77 @@
+"""`optiscale train` (one grid point, tracked in MLflow) and `optiscale predict` (spectra of structures)."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(cli) -> None:
+    p = cli.command("train", "train one grid point (model, width, D, seed); logs to MLflow; resumes if interrupted")
+    p.add_argument("--data", required=True, help="store directory (optiscale data import)")
+    p.add_argument("--model", required=True, help="2b-cgc, 2b-tc or 3b-tc")
+    p.add_argument("--width", required=True, type=int, help="hidden width h")
+    p.add_argument("--D", type=int, default=None, help="training materials: the first D of the train split (all)")
+    p.add_argument("--seed", required=True, type=int)
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size (split over DDP ranks)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default $OPTISCALE_TRACKING_URI or mlflow/)")
+    p.add_argument("--experiment", default="optiscale", help="MLflow experiment name")
+    p.add_argument("--accelerator", default=None, help="auto, cpu, gpu")
+    p.add_argument("--devices", type=int, default=None, help="processes/GPUs (with --strategy ddp)")
+    p.add_argument("--strategy", default=None, help="auto or ddp")
+    p.add_argument("--workdir", default=None, help="checkpoints and state (default runs/<experiment>/<run_key>)")
+    p.add_argument("--config", default=None, help="recipe YAML (default experiments/configs/train.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the result dict to this file")
+    p.set_defaults(func=cmd_train)
+
+    p = cli.command("predict", "eps(w), Drude frequency and reflectance of CIF/POSCAR structures from a checkpoint")
+    p.add_argument("files", nargs="+", metavar="FILE", help="CIF or POSCAR files")
+    p.add_argument("--ckpt", required=True, help="a checkpoint written by optiscale train (best.ckpt)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_train(args) -> int:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from datamodules.atomic import atomic_write_json
+
+    from .config import load_config, parse_assignments
+    from .train import train
+
+    overrides = parse_assignments(args.set)
+    overrides.update(
+        data=args.data,
+        model=args.model,
+        width=args.width,
+        D=args.D,
+        seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        accelerator=args.accelerator,
+        devices=args.devices,
+        strategy=args.strategy,
+        workdir=args.workdir,
+    )
+    cfg = load_config({k: v for k, v in overrides.items() if v is not None}, args.config)
+    result = train(cfg, tracking_uri=args.tracking_uri, experiment=args.experiment)
+    if rank_zero_only.rank != 0:
+        return 0
+    if result["status"] == "skipped":
+        print(f"grid point {result['run_key']} already finished in MLflow run {result['run_id']}: skipped")
+    print(json.dumps(result, indent=1))
+    if args.json:
+        atomic_write_json(args.json, result)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import predict
+
+    summary = predict(args.ckpt, args.files, args.out, plot=not args.no_plot)
+    print(f"predicted {len(summary['predicted'])} of {len(args.files)} structures into {args.out}")
+    for f in summary["failed"]:
+        print(f"  failed {f['file']}: {f['reason']}")
+    return 1 if summary["failed"] else 0

@@ -1,0 +1,192 @@
+"""Training configuration: defaults from `configs/train.yaml`, overrides, resolution and the run key.
+
+`load_config(overrides)` gives a `TrainConfig` (the YAML is the one source of defaults; the
+model's row of `models:` supplies lr and weight decay). `resolve(cfg)` adds what follows from the
+data and the model — effective learning rate, parameter counts, data hash, grid, precision — and
+the `run_key`: the first 16 hex digits of the sha256 of the canonical JSON of `KEY_FIELDS`, i.e.
+everything that determines the result (grid point, data, recipe), nothing about how it executes
+(devices, strategy, paths, tracking store).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).with_name("configs") / "train.yaml"
+KEY_VERSION = 1
+KEY_FIELDS = (
+    "model",
+    "width",
+    "D",
+    "seed",
+    "data_hash",
+    "grid_points",
+    "grid_start",
+    "grid_stop",
+    "epochs",
+    "batch_size",
+    "warmup_epochs",
+    "warmup_start_factor",
+    "gradient_clip",
+    "precision",
+    "w_spectral",
+    "w_drude",
+    "lr",
+    "weight_decay",
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One grid point and its recipe. `lr` is the learning rate at `lr_reference_width`."""
+
+    data: str
+    model: str
+    width: int
+    seed: int
+    D: int | None
+    epochs: int
+    batch_size: int
+    warmup_epochs: float
+    warmup_start_factor: float
+    gradient_clip: float
+    precision: str
+    w_spectral: float
+    w_drude: float
+    lr_reference_width: int
+    lr: float
+    weight_decay: float
+    scale_lr_with_width: bool
+    accelerator: str
+    devices: int
+    strategy: str
+    num_workers: int
+    workdir: str | None
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+REQUIRED = ("data", "model", "width", "seed")
+
+
+def read_defaults(path: str | Path | None = None) -> dict:
+    return yaml.safe_load(Path(path or DEFAULT_CONFIG).read_text())
+
+
+def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
+    """Defaults of `path` (the packaged train.yaml) with `overrides` (None values are ignored)."""
+    doc = read_defaults(path)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown configuration keys {unknown}; known: {sorted(FIELDS)}")
+    missing = [k for k in REQUIRED if k not in given]
+    if missing:
+        raise ValueError(f"the configuration needs {missing}")
+    models = doc["models"]
+    if given["model"] not in models:
+        raise ValueError(f"unknown model {given['model']!r}; known: {sorted(models)}")
+    values = {"D": None, **doc["recipe"], **models[given["model"]], **doc["execution"], **given}
+    extra = sorted(set(values) - set(FIELDS))
+    if extra:
+        raise ValueError(f"{path or DEFAULT_CONFIG}: unknown keys {extra}")
+    return TrainConfig(**{k: _coerce(k, v) for k, v in values.items()})
+
+
+def _coerce(name: str, value):
+    """Cast CLI strings and YAML numbers to the field's type."""
+    if value is None:
+        return None
+    kind = FIELDS[name].type.split(" |")[0]
+    if kind == "bool":
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{name}: {value!r} is not a boolean")
+            return value.lower() in ("true", "1")
+        return bool(value)
+    try:
+        return {"int": int, "float": float, "str": str}[kind](value)
+    except ValueError:
+        raise ValueError(f"{name}: {value!r} is not a valid {kind}") from None
+
+
+def parse_assignments(items: list[str]) -> dict:
+    """`KEY=VALUE` strings (CLI --set) to a dict of raw strings."""
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    if precision != "auto":
+        return precision
+    import torch
+
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "bf16-mixed" if gpu else "32-true"
+
+
+_N_CACHE: dict[tuple, int] = {}
+
+
+def n_parameters(model: str, width: int, points: int) -> int:
+    """Trainable parameters of `build_model(model, width, points)` (built once per process)."""
+    key = (model, width, points)
+    if key not in _N_CACHE:
+        import torch
+
+        from lightning_modules.optimetal import build_model, count_parameters
+
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            _N_CACHE[key] = int(count_parameters(build_model(model, width, points)))
+    return _N_CACHE[key]
+
+
+def resolve(cfg: TrainConfig) -> dict:
+    """The full resolved configuration (a flat dict of plain values) including `run_key`."""
+    from datamodules.store import GraphStore
+
+    store = GraphStore(cfg.data)
+    grid = store.manifest["grid"]
+    d = int(store.subset(cfg.D).size)
+    n = n_parameters(cfg.model, cfg.width, store.points)
+    n_ref = n_parameters(cfg.model, cfg.lr_reference_width, store.points) if cfg.scale_lr_with_width else n
+    out = dataclasses.asdict(cfg)
+    out.update(
+        data=str(Path(cfg.data).resolve()),
+        D=d,
+        lr_base=cfg.lr,
+        lr=cfg.lr * n_ref / n if cfg.scale_lr_with_width else cfg.lr,
+        n_parameters=n,
+        n_parameters_reference=n_ref,
+        data_hash=store.manifest["content_hash"],
+        grid_points=int(grid["points"]),
+        grid_start=float(grid["start"]),
+        grid_stop=float(grid["stop"]),
+        cutoff=float(store.manifest["cutoff"]),
+        threebody_cutoff=float(store.manifest["threebody_cutoff"]),
+        precision=resolve_precision(cfg.precision, cfg.accelerator),
+    )
+    out["run_key"] = run_key(out)
+    return out
+
+
+def run_key(resolved: dict) -> str:
+    """Deterministic id of a grid point + data + recipe (see the module docstring)."""
+    payload = {"version": KEY_VERSION, **{k: resolved[k] for k in KEY_FIELDS}}
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def dump(resolved: dict) -> str:
+    """The resolved configuration as YAML (the `config.yaml` artifact)."""
+    return yaml.safe_dump(resolved, sort_keys=True)

@@ -1,0 +1,232 @@
+"""Train one grid point (model, width, D, seed) end to end, tracked in MLflow, resumable.
+
+A grid point has a deterministic `run_key` (experiments.config). Its local work dir (default
+`runs/<experiment>/<run_key>/`) holds `best.ckpt`, `last.ckpt`, `config.yaml` and `state.json`
+(the MLflow run id, written atomically). On a call of `train`:
+
+- a FINISHED MLflow run with this key exists: nothing is trained, its results are returned;
+- `state.json` names a live (unfinished) run of this key and `last.ckpt` exists: training resumes
+  from `last.ckpt` into that same run;
+- otherwise any unfinished run of this key is deleted and a fresh run starts (one run per key).
+
+Under DDP only rank 0 talks to MLflow; the other ranks (re-launched copies of the same command)
+follow the same files: they resume from `last.ckpt` exactly when rank 0 does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+
+from datamodules.atomic import atomic_write_json, atomic_write_text
+from datamodules.datamodule import GraphDataModule
+from lightning_modules.module import SpectraModule
+
+from . import tracking
+from .config import TrainConfig, dump, load_config, resolve
+
+PARAM_LIMIT = 500  # characters of an MLflow param value
+
+
+class EpochPrinter(Callback):
+    """One line per epoch on rank 0: losses and the epoch's wall time."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.t0 = time.perf_counter()
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer, pl_module):
+        m = trainer.callback_metrics
+        parts = [f"{k} {float(m[k]):.5g}" for k in ("train_loss", "val_loss") if k in m]
+        dt = time.perf_counter() - getattr(self, "t0", time.perf_counter())
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {'  '.join(parts)}  ({dt:.1f} s)", flush=True)
+
+
+def _lock(workdir: Path):
+    """Exclusive lock of a grid point's work dir for this process (released when it exits)."""
+    fh = open(workdir / ".lock", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise RuntimeError(f"{workdir} is being trained by another process (lock {workdir / '.lock'})") from None
+    return fh
+
+
+def _result(client, run, status: str) -> dict:
+    data = run.data
+    return {
+        "run_id": run.info.run_id,
+        "run_key": data.tags.get(tracking.RUN_KEY_TAG),
+        "status": status,
+        "best_val_loss": data.metrics.get("best_val_loss"),
+        "best_epoch": int(data.metrics["best_epoch"]) if "best_epoch" in data.metrics else None,
+        "n_parameters": int(data.params["n_parameters"]),
+        "test": {k: v for k, v in data.metrics.items() if k.startswith("test_")},
+    }
+
+
+def _params(resolved: dict) -> dict[str, str]:
+    return {k: str(v)[:PARAM_LIMIT] for k, v in resolved.items() if k != "run_key"}
+
+
+def _start_run(client, exp_id: str, resolved: dict, tags: dict | None):
+    from mlflow.entities import Param
+
+    r = resolved
+    name = f"{r['model']}-w{r['width']}-D{r['D']}-s{r['seed']}"
+    all_tags = {"mlflow.runName": name, tracking.RUN_KEY_TAG: r["run_key"], tracking.STATUS_TAG: "running"}
+    all_tags.update({k: str(v) for k, v in (tags or {}).items()})
+    run = client.create_run(exp_id, tags=all_tags, run_name=name)
+    params = [Param(k, v) for k, v in _params(resolved).items()]
+    for i in range(0, len(params), 100):
+        client.log_batch(run.info.run_id, params=params[i : i + 100])
+    return run.info.run_id
+
+
+def _prepare_rank0(client, exp_id: str, resolved: dict, workdir: Path, tags: dict | None, tracking_uri: str):
+    """Decide between resume and fresh start; returns (run_id, ckpt_path or None, resumed)."""
+    key = resolved["run_key"]
+    live = {r.info.run_id: r for r in tracking.runs_with_key(client, exp_id, key)}
+    state_file, last = workdir / "state.json", workdir / "last.ckpt"
+    state = _read_json(state_file)
+    run_id = state.get("run_id")
+    if run_id in live and last.exists():
+        client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, tracking.STATUS_TAG, "running")
+        return run_id, str(last), True
+    for orphan in live:  # unfinished runs without a checkpoint to continue from: nothing to keep
+        client.delete_run(orphan)
+    for stale in workdir.glob("*.ckpt"):
+        stale.unlink()
+    run_id = _start_run(client, exp_id, resolved, tags)
+    atomic_write_json(
+        state_file, {"run_id": run_id, "run_key": key, "experiment_id": exp_id, "tracking_uri": tracking_uri}
+    )
+    return run_id, None, False
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def train(
+    config: dict | TrainConfig,
+    extra_callbacks=(),
+    tracking_uri: str | None = None,
+    experiment: str = "optiscale",
+    tags: dict | None = None,
+) -> dict:
+    """Train one grid point; returns {"run_id", "run_key", "status", "best_val_loss", "best_epoch",
+    "n_parameters", "test": {test_*: value}} with status "finished", "resumed" (finished after
+    continuing an interrupted run) or "skipped" (a FINISHED run of this key already existed).
+    On DDP ranks other than 0 the dict holds only "run_key" and status "worker"."""
+    cfg = config if isinstance(config, TrainConfig) else load_config(dict(config))
+    resolved = resolve(cfg)
+    key = resolved["run_key"]
+    workdir = Path(cfg.workdir or Path("runs") / experiment / key).resolve()
+    uri = tracking_uri or tracking.default_tracking_uri()
+    world = int(cfg.devices)
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
+    rank0 = rank_zero_only.rank == 0
+
+    lock, logger, run_id, ckpt, resumed, client = None, False, None, None, False, None
+    if rank0:
+        client = tracking.client_for(uri)
+        exp_id = tracking.experiment_id(client, experiment, uri)
+        finished = [r for r in tracking.runs_with_key(client, exp_id, key) if r.info.status == "FINISHED"]
+        if finished:
+            return _result(client, finished[0], "skipped")
+        workdir.mkdir(parents=True, exist_ok=True)
+        lock = _lock(workdir)
+        run_id, ckpt, resumed = _prepare_rank0(client, exp_id, resolved, workdir, tags, uri)
+        atomic_write_text(workdir / "config.yaml", dump(resolved))
+        logger = tracking.RunLogger(
+            experiment_name=experiment,
+            tracking_uri=uri,
+            run_id=run_id,
+            seen=tracking.seen_steps(client, run_id) if resumed else (),
+        )
+    else:
+        last = workdir / "last.ckpt"
+        ckpt = str(last) if last.exists() else None
+
+    try:
+        return _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, client, run_id, resumed)
+    except BaseException:
+        if rank0:
+            client.set_tag(run_id, tracking.STATUS_TAG, "interrupted")
+            client.set_terminated(run_id, "FAILED")
+        raise
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, client, run_id, resumed) -> dict:
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = SpectraModule(resolved)
+    dm = GraphDataModule(
+        cfg.data,
+        D=resolved["D"],
+        batch_size=cfg.batch_size // world,
+        num_workers=cfg.num_workers,
+        triplets=module.needs_triplets,
+        seed=cfg.seed,
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=workdir,
+        filename="best",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        precision=resolved["precision"],
+        gradient_clip_val=cfg.gradient_clip,
+        gradient_clip_algorithm="norm",
+        use_distributed_sampler=False,
+        logger=logger,
+        callbacks=[checkpoint, EpochPrinter(), *extra_callbacks],
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        default_root_dir=workdir,
+    )
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    best_path = checkpoint.best_model_path
+    tested = trainer.test(module, datamodule=dm, ckpt_path=best_path, verbose=False)[0]
+    if trainer.global_rank != 0:
+        return {"run_key": resolved["run_key"], "status": "worker"}
+    best_epoch = int(torch.load(best_path, map_location="cpu", weights_only=False, mmap=True)["epoch"])
+    best = float(checkpoint.best_model_score)
+    client.log_metric(run_id, "best_val_loss", best, step=best_epoch)
+    client.log_metric(run_id, "best_epoch", best_epoch, step=best_epoch)
+    client.log_artifact(run_id, str(workdir / "config.yaml"))
+    client.log_artifact(run_id, best_path, artifact_path="checkpoints")
+    client.set_tag(run_id, tracking.STATUS_TAG, "finished")
+    client.set_terminated(run_id, "FINISHED")
+    atomic_write_json(workdir / "state.json", {**_read_json(workdir / "state.json"), "status": "finished"})
+    result = _result(client, client.get_run(run_id), "resumed" if resumed else "finished")
+    result["test"] = {k: float(v) for k, v in tested.items()}
+    result["best_checkpoint"] = best_path
+    return result

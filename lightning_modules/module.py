@@ -1,0 +1,124 @@
+"""SpectraModule: one OptiMetal model trained on the joint spectral + Drude loss.
+
+Epoch metrics are torchmetrics means whose weighted sum and weight are summed over DDP ranks, so
+`val_loss` is the exact mean over all validation materials whatever the number of processes — not
+a mean of per-rank means. (Lightning's own `self.log(..., batch_size=n, sync_dist=True)` averages
+the per-rank material counts as integers, which truncates, e.g. 3 + 2 materials count as 2 x 2.)
+Under DDP, validation first broadcasts rank 0's BatchNorm statistics, so all ranks evaluate the
+model that rank 0 checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torchmetrics import MeanMetric
+
+from .loss import joint_loss
+from .metrics import METRIC_NAMES, material_metrics
+from .optimetal import build_model
+
+
+class WarmupCosine:
+    """Learning-rate factor per optimiser step: linear warm-up from `start`, then cosine to 0."""
+
+    def __init__(self, warmup_steps: int, total_steps: int, start: float = 1e-3):
+        self.warmup_steps, self.total_steps, self.start = int(warmup_steps), int(total_steps), float(start)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.start + (1.0 - self.start) * step / self.warmup_steps
+        span = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class SpectraModule(L.LightningModule):
+    """`config` is the resolved training configuration (experiments.config.resolve); it is stored
+    in every checkpoint, so `SpectraModule.load_from_checkpoint(path)` rebuilds the same model."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = c = dict(config)
+        self.model = build_model(c["model"], int(c["width"]), int(c["grid_points"]))
+        omega = torch.linspace(float(c["grid_start"]), float(c["grid_stop"]), int(c["grid_points"]))
+        self.register_buffer("omega", omega, persistent=False)
+        names = ["train_loss", "val_loss", "val_loss_eps", "val_loss_drude", "test_loss"]
+        names += [f"test_{m}" for m in METRIC_NAMES]
+        self.means = torch.nn.ModuleDict({n: MeanMetric(nan_strategy="ignore").set_dtype(torch.float64) for n in names})
+
+    @property
+    def needs_triplets(self) -> bool:
+        return bool(self.model.needs_triplets)
+
+    def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """eps (G, P, 2) [Re, Im] and drude (G,), in float32 also under bf16 autocast."""
+        eps, drude = self.model(batch)
+        return eps.float(), drude.float()
+
+    def _loss(self, batch):
+        eps, drude = self(batch)
+        c = self.config
+        loss, parts = joint_loss(
+            eps, drude, batch.y_eps, batch.y_drude, w_spectral=float(c["w_spectral"]), w_drude=float(c["w_drude"])
+        )
+        return loss, parts, (eps, drude)
+
+    def _log_mean(self, name: str, values: torch.Tensor, weight: int | None = None) -> None:
+        """Accumulate per-material values (or a batch mean with weight = its materials) for the epoch."""
+        metric = self.means[name]
+        if weight is None:
+            metric.update(values.detach().double())
+        else:
+            metric.update(values.detach().double(), weight)
+        self.log(name, metric, on_step=False, on_epoch=True)
+
+    def training_step(self, batch, _):
+        loss, _, _ = self._loss(batch)
+        self._log_mean("train_loss", loss, batch.num_graphs)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        lr = torch.tensor(float(self.optimizers().param_groups[0]["lr"]), dtype=torch.float64)
+        self.log("lr", lr, on_step=False, on_epoch=True, sync_dist=True)  # identical on every rank
+
+    def on_validation_epoch_start(self) -> None:
+        self._broadcast_buffers()
+
+    def _broadcast_buffers(self) -> None:
+        """Give every DDP rank rank 0's buffers (BatchNorm running statistics).
+
+        Parameters are identical on all ranks, but each rank's BatchNorm statistics have seen its own
+        last batch; evaluating with rank 0's (the ones saved in checkpoints) makes a DDP validation
+        equal to a single-process one on the checkpointed model.
+        """
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            for buf in self.model.buffers():
+                torch.distributed.broadcast(buf, src=0)
+
+    def validation_step(self, batch, _):
+        loss, parts, _ = self._loss(batch)
+        n = batch.num_graphs
+        self._log_mean("val_loss", loss, n)
+        self._log_mean("val_loss_eps", parts["eps"], n)
+        self._log_mean("val_loss_drude", parts["drude"], n)
+
+    def test_step(self, batch, _):
+        loss, _, (eps, drude) = self._loss(batch)
+        n = batch.num_graphs
+        self._log_mean("test_loss", loss, n)
+        for name, values in material_metrics(eps, drude, batch.y_eps, batch.y_drude, self.omega).items():
+            self._log_mean(f"test_{name}", values)  # per material; NaN (e.g. relative error at w_D = 0) ignored
+
+    def configure_optimizers(self):
+        c = self.config
+        opt = torch.optim.AdamW(self.parameters(), lr=float(c["lr"]), weight_decay=float(c["weight_decay"]))
+        total = int(self.trainer.estimated_stepping_batches)
+        per_epoch = total / max(1, int(self.trainer.max_epochs))
+        warmup = round(float(c["warmup_epochs"]) * per_epoch)
+        schedule = WarmupCosine(warmup, total, float(c["warmup_start_factor"]))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
