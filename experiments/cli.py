@@ -11,7 +11,13 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ("datamodules.commands", "lightning_modules.commands", "experiments.commands")
+COMMAND_MODULES = (
+    "datamodules.commands",
+    "lightning_modules.commands",
+    "experiments.commands",
+    "experiments.fitting.commands",
+    "experiments.sweep.commands",
+)
 
 
 class CLI:

@@ -1,8 +1,11 @@
-"""Fixtures of the training tests: a 201-point store of the derived records and one trained run."""
+"""Fixtures of the experiments tests: tiny training runs, synthetic scaling-law runs, MLflow stores."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+
+from experiments.fitting.forms import FORMS
 
 
 def tiny_config(store, workdir, **overrides) -> dict:
@@ -45,3 +48,88 @@ def trained(store201, tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
     cfg = tiny_config(store201, root / "work")
     return train(cfg, tracking_uri=uri, experiment="tests"), uri, cfg
+
+
+D_VALUES = [2500, 5000, 10000, 20000, 40000, 80000, 160000]  # the reference's data subsets
+N_VALUES = [278275, 600000, 1288483, 3000000, 8140195, 20000000, 80521123]
+
+
+def draw(form: str, params, xs=D_VALUES, seeds=(1, 42, 137), noise=0.02, rng_seed=0, model="m", fixed_N=1288483):
+    """Runs with multiplicative log-normal noise; 1-D forms along D (N fixed), 2-D over the (N, D) grid."""
+    rng = np.random.default_rng(rng_seed)
+    f = FORMS[form]
+    runs = []
+    points = [(fixed_N, d) for d in xs] if f.ndim == 1 else [(n, d) for d in D_VALUES for n in N_VALUES]
+    for n, d in points:
+        x = np.array([float(d)]) if f.ndim == 1 else np.array([[float(n)], [float(d)]])
+        mean = float(f.linear(x, *params)[0])
+        for s in seeds:
+            runs.append(
+                {
+                    "model": model,
+                    "D": int(d),
+                    "N": int(n),
+                    "seed": s,
+                    "val_loss": mean * np.exp(noise * rng.standard_normal()),
+                }
+            )
+    return runs
+
+
+@pytest.fixture
+def draw_runs():
+    return draw
+
+
+def log_runs(tracking_uri, experiment, rows, tmp_path):
+    """Real MLflow runs in a SQLite store: rows of (params, metrics, status) -> run ids."""
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp_id = client.create_experiment(experiment, artifact_location=(tmp_path / "artifacts").as_uri())
+    ids = []
+    for params, metrics, status in rows:
+        run_id = client.create_run(exp_id).info.run_id
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in params.items()],
+        )
+        if status != "RUNNING":
+            client.set_terminated(run_id, status)
+        ids.append(run_id)
+    return ids
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory):
+    """One real SQLite MLflow store (its creation dominates the cost) with two experiments:
+    "sweep": 7 D x 3 seeds of a power law (alpha 0.3, 1 % seed scatter) then 5 runs to skip;
+    "small": 4 D x 2 seeds, noiseless, then one KILLED run."""
+    tmp = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    rows = []
+    for d in D_VALUES:
+        for s, noise in ((1, 1.0), (42, 1.01), (137, 0.99)):
+            p = {"model": "2b-tc", "width": 64, "n_parameters": 1288483, "D": d, "seed": s, "lr": 6e-4}
+            rows.append((p, {"best_val_loss": noise * (1e4 / d) ** 0.3, "val_loss": 1.0}, "FINISHED"))
+    good = {"model": "2b-tc", "n_parameters": 1288483, "D": 2500, "seed": 7}
+    rows += [
+        (good, {"best_val_loss": 9.0}, "RUNNING"),
+        (good, {"best_val_loss": 9.0}, "FAILED"),
+        ({**good, "seed": 8}, {"val_loss": 1.0}, "FINISHED"),  # no best_val_loss
+        ({"model": "2b-tc", "D": 2500, "seed": 9}, {"best_val_loss": 1.0}, "FINISHED"),  # no n_parameters
+        ({**good, "seed": 10, "D": "abc"}, {"best_val_loss": 1.0}, "FINISHED"),
+    ]
+    small = [
+        (
+            {"model": "2b-cgc", "n_parameters": 1296035, "D": d, "seed": s},
+            {"best_val_loss": (1e4 / d) ** 0.3},
+            "FINISHED",
+        )
+        for d in (2500, 10000, 40000, 160000)
+        for s in (1, 2)
+    ]
+    small.append(({"model": "2b-cgc"}, {}, "KILLED"))
+    return {"uri": uri, "sweep": log_runs(uri, "sweep", rows, tmp), "small": log_runs(uri, "small", small, tmp)}

@@ -1,0 +1,88 @@
+"""Scaling-law fits of validation losses (issue 5): forms, the published and a robust method, AICc.
+
+    from experiments.fitting import fit_runs, write_report
+    fits = fit_runs(runs, axes=("D", "N", "ND"), method="paper")   # or "robust", "both"
+    paths = write_report(fits, runs, "reports/fit")
+
+`runs`: a pandas DataFrame or an iterable of mappings with model, D, N, seed, val_loss
+(extra keys ignored), e.g. from read_csv / read_mlflow. See the README section "Fitting scaling laws".
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from .forms import FORMS, FORMS_1D, FORMS_2D
+from .paper import fit_paper
+from .report import plot_fits, write_json, write_markdown, write_report
+from .robust import fit_robust
+from .select import aicc_table, annotate, best_fits
+from .series import AXES, Series, build_series
+from .sources import from_records, read_csv, read_mlflow
+
+METHODS = ("paper", "robust")
+
+__all__ = [
+    "AXES",
+    "FORMS",
+    "METHODS",
+    "Series",
+    "aicc_table",
+    "best_fits",
+    "build_series",
+    "fit_runs",
+    "fit_series",
+    "from_records",
+    "plot_fits",
+    "read_csv",
+    "read_mlflow",
+    "write_json",
+    "write_markdown",
+    "write_report",
+]
+
+
+def fit_series(
+    series: Series, form: str, method: str = "paper", starts: int = 32, bootstrap: int = 200, seed: int = 0
+) -> dict:
+    """One form fitted to one series by one method -> a fit record (not yet annotated)."""
+    if method == "paper":
+        return fit_paper(series, FORMS[form])
+    if method == "robust":
+        sub_seed = zlib.crc32(f"{seed}|{series.label}|{form}".encode())  # per-fit, reproducible
+        return fit_robust(series, FORMS[form], starts=starts, bootstrap=bootstrap, seed=sub_seed)
+    raise ValueError(f"unknown method {method!r}: choose paper, robust or both")
+
+
+def fit_runs(
+    runs,
+    axes=AXES,
+    method: str = "paper",
+    forms=None,
+    starts: int = 32,
+    bootstrap: int = 200,
+    seed: int = 0,
+    skipped: list | None = None,
+) -> list[dict]:
+    """Every form fitted to every series of `runs` along `axes` by `method` ("paper", "robust", "both").
+
+    Returns the fit records with AICc selection and the break rule applied (select.annotate).
+    Groups that are no series (a single x) are appended to `skipped` when a list is given.
+    """
+    methods = METHODS if method == "both" else (method,)
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}: choose paper, robust or both")
+    names = tuple(forms) if forms else tuple(FORMS)
+    unknown = [n for n in names if n not in FORMS]
+    if unknown:
+        raise ValueError(f"unknown form {unknown[0]!r}: choose from {', '.join(FORMS)}")
+    series, skip = build_series(from_records(runs), tuple(axes))
+    if skipped is not None:
+        skipped.extend(skip)
+    fits = []
+    for s in series:
+        for m in methods:
+            for name in (n for n in names if n in (FORMS_2D if s.axis == "ND" else FORMS_1D)):
+                fits.append(fit_series(s, name, m, starts=starts, bootstrap=bootstrap, seed=seed))
+    return annotate(fits)

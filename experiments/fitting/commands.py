@@ -1,0 +1,75 @@
+"""`optiscale fit`: scaling laws fitted to the runs of an MLflow experiment or a CSV."""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(cli) -> None:
+    p = cli.command("fit", "fit scaling laws (power, floor, broken, BNSL, 2-D) to validation losses; AICc table")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--experiment", metavar="NAME", help="MLflow experiment whose FINISHED runs are read")
+    src.add_argument("--csv", metavar="FILE", help="CSV with columns model,D,N,seed,val_loss (extra ignored)")
+    p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default sqlite:///mlflow/mlflow.db)")
+    p.add_argument("--method", choices=("paper", "robust", "both"), default="both")
+    p.add_argument("--axis", choices=("D", "N", "ND", "all"), default="all", help="fits along D, N, over (N, D)")
+    p.add_argument("--forms", default=None, help="comma-separated subset of the forms (default: all)")
+    p.add_argument("--json", metavar="OUT", help="write the list of fits as JSON")
+    p.add_argument("--markdown", metavar="OUT", help="write the AICc table as Markdown")
+    p.add_argument("--plots", metavar="DIR", help="write the figures (PNG) into DIR")
+    p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap replicates (robust)")
+    p.add_argument("--starts", type=int, default=32, metavar="K", help="starting points (robust)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the robust starts and the bootstrap")
+    p.set_defaults(func=cmd_fit)
+
+
+def cmd_fit(args) -> int:
+    from . import AXES, best_fits, fit_runs, plot_fits, read_csv, read_mlflow, select, write_json, write_markdown
+    from .report import markdown_table
+
+    if args.bootstrap < 0 or args.starts < 1:
+        raise ValueError("--bootstrap must be >= 0 and --starts >= 1")
+    if args.csv:
+        runs, skipped_runs, source = read_csv(args.csv), [], args.csv
+    else:
+        runs, skipped_runs = read_mlflow(args.experiment, args.tracking_uri)
+        source = f"MLflow experiment {args.experiment!r}"
+    print(f"{source}: {len(runs)} runs" + (f", {len(skipped_runs)} skipped" if skipped_runs else ""))
+    for s in skipped_runs:
+        print(f"  skipped run {s['run_id']}: {s['reason']}")
+    if not runs:
+        raise ValueError(f"{source}: no usable runs")
+    axes = AXES if args.axis == "all" else (args.axis,)
+    forms = [f.strip() for f in args.forms.split(",")] if args.forms else None
+    skipped_groups: list[dict] = []
+    fits = fit_runs(
+        runs,
+        axes=axes,
+        method=args.method,
+        forms=forms,
+        starts=args.starts,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        skipped=skipped_groups,
+    )
+    for g in skipped_groups:
+        fixed = ", ".join(f"{k}={v}" for k, v in g["fixed"].items())
+        print(f"  no series: {g['model']} along {g['axis']}" + (f" ({fixed})" if fixed else "") + f": {g['reason']}")
+    failed = [f for f in fits if f["status"] != "ok"]
+    print(f"{len(fits)} fits, {len(fits) - len(failed)} ok; best form per series and method:")
+    for f in best_fits(fits):
+        fixed = ", ".join(f"{k}={v}" for k, v in f["fixed"].items())
+        same = [g for g in fits if select.group_key(g) == select.group_key(f) and g.get("break_in_range")]
+        loc = "D_c" if f["axis"] == "ND" else "xc"
+        brk = "".join(f"; break claimed by {g['form']} at {loc}={g['params'][loc]:.4g}" for g in same)
+        print(f"  {f['model']} {f['axis']}{' (' + fixed + ')' if fixed else ''} {f['method']}: {f['form']}{brk}")
+    if args.json:
+        print(f"wrote {write_json(fits, args.json)}")
+    if args.markdown:
+        print(f"wrote {write_markdown(fits, args.markdown)}")
+    if args.plots:
+        paths = plot_fits(fits, runs, args.plots)
+        print(f"wrote {len(paths)} figures into {args.plots}")
+    if not (args.json or args.markdown or args.plots):
+        sys.stdout.write(markdown_table(fits))
+    return 0

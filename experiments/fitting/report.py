@@ -1,0 +1,165 @@
+"""Outputs of the fits: JSON (atomic), a Markdown AICc table, matplotlib figures."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from datamodules.atomic import atomic_write_json, atomic_write_text
+
+from .forms import FORMS
+from .select import aicc_table
+from .series import build_series
+from .sources import from_records
+
+STYLE = {"paper": "-", "robust": "--"}
+
+
+def write_json(fits: list[dict], path) -> Path:
+    atomic_write_json(path, fits)
+    return Path(path)
+
+
+def _g(v) -> str:
+    return "–" if v is None else f"{v:.4g}"
+
+
+def _params_cell(fit: dict) -> str:
+    if fit["params"] is None:
+        return "–"
+    parts = []
+    for k, v in fit["params"].items():
+        if fit["method"] == "robust" and fit.get("ci95"):
+            lo, hi = fit["ci95"][k]
+            parts.append(f"{k}={_g(v)} [{_g(lo)}, {_g(hi)}]")
+        else:
+            err = (fit.get("stderr") or {}).get(k)
+            parts.append(f"{k}={_g(v)} ± {_g(err)}")
+    return "<br>".join(parts)
+
+
+def markdown_table(fits: list[dict]) -> str:
+    cols = "model axis fixed method form n parameters AICc ΔAICc best break at_bound oos_rmse_log status".split()
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for f in aicc_table(fits):
+        fixed = ", ".join(f"{k}={v}" for k, v in f["fixed"].items()) or "–"
+        brk = {None: "–", True: "yes", False: "no"}[f.get("break_in_range")]
+        oos = (f.get("oos") or {}).get("rmse_log")
+        cells = [
+            f["model"],
+            f["axis"],
+            fixed,
+            f["method"],
+            f["form"],
+            str(f["n_points"]),
+            _params_cell(f),
+            _g(f["aicc"]),
+            _g(f.get("delta_aicc")),
+            "**yes**" if f.get("best") else "",
+            brk,
+            ", ".join(f["at_bound"]) or "",
+            _g(oos),
+            f["status"].replace("|", "/"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(fits: list[dict], path) -> Path:
+    atomic_write_text(path, "# Scaling-law fits\n\n" + markdown_table(fits))
+    return Path(path)
+
+
+def _name(*parts) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "_".join(str(p) for p in parts if p != ""))
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def plot_fits(fits: list[dict], points, out_dir) -> list[Path]:
+    """Loss against D and N (log-log, mean ± std over seeds, the fitted laws, breaks marked) per
+    series, and the 2-D map of the best 2-D law per model and method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    axes = tuple(dict.fromkeys(f["axis"] for f in fits))
+    series, _ = build_series(from_records(points), axes)
+    colours = {name: f"C{i}" for i, name in enumerate(FORMS)}
+    paths = []
+    for s in series:
+        mine = [f for f in fits if (f["model"], f["axis"], f["fixed"]) == (s.model, s.axis, s.fixed) and f["params"]]
+        if s.axis == "ND":
+            for method in dict.fromkeys(f["method"] for f in mine):
+                scored = [f for f in mine if f["method"] == method and f["aicc"] is not None] or [
+                    f for f in mine if f["method"] == method
+                ]
+                best = min(scored, key=lambda f: f["aicc"] if f["aicc"] is not None else np.inf)
+                paths.append(_plot_map(plt, s, best, out_dir / f"{_name(s.model, 'ND', method)}.png"))
+            continue
+        mean, std, _ = s.stats()
+        fig, ax = plt.subplots(
+            figsize=(6, 4.2),
+        )
+        ax.errorbar(s.cell_x, mean, yerr=std, fmt="ko", ms=4, capsize=3, label="mean ± std over seeds", zorder=5)
+        grid = np.geomspace(s.cell_x.min() / 1.5, s.cell_x.max() * 1.5, 200)
+        for f in mine:
+            law = FORMS[f["form"]].predict(grid, f["params"])
+            lw = 2.2 if f.get("best") else 1.0
+            label = f"{f['form']} ({f['method']})" + (" best" if f.get("best") else "")
+            ax.plot(grid, law, STYLE[f["method"]], color=colours[f["form"]], lw=lw, label=label)
+            if f.get("break_in_range"):
+                ax.axvline(f["params"]["xc"], color=colours[f["form"]], ls=":", lw=1.2)
+                ax.annotate("xc", (f["params"]["xc"], ax.get_ylim()[0]), color=colours[f["form"]], fontsize=8)
+        ax.set(xscale="log", yscale="log", xlabel=s.axis, ylabel="best validation loss", title=s.label)
+        ax.legend(fontsize=6, ncol=2, loc="lower left")
+        fixed = "_".join(f"{k}{v}" for k, v in s.fixed.items())
+        paths.append(_save(fig, out_dir / f"{_name(s.model, s.axis, fixed)}.png"))
+    return paths
+
+
+def _plot_map(plt, s, fit: dict, path: Path) -> Path:
+    N, D = s.cell_x
+    mean, _, _ = s.stats()
+    gN = np.geomspace(N.min(), N.max(), 60)
+    gD = np.geomspace(D.min(), D.max(), 60)
+    mN, mD = np.meshgrid(gN, gD)
+    law = FORMS[fit["form"]].predict(np.stack([mN.ravel(), mD.ravel()]), fit["params"]).reshape(mN.shape)
+    fig, ax = plt.subplots(
+        figsize=(6, 4.6),
+    )
+    vmin, vmax = min(law.min(), mean.min()), max(law.max(), mean.max())
+    norm = plt.matplotlib.colors.LogNorm(vmin=vmin, vmax=vmax)
+    im = ax.pcolormesh(mN, mD, law, norm=norm, shading="auto", cmap="viridis", rasterized=True)
+    ax.contour(mN, mD, law, levels=8, colors="w", linewidths=0.6, alpha=0.7)
+    ax.scatter(N, D, c=mean, norm=norm, cmap="viridis", edgecolors="k", s=40, zorder=5)
+    if fit.get("break_in_range"):
+        ax.axhline(fit["params"]["D_c"], color="r", ls=":", label="D_c")
+        ax.legend(fontsize=7)
+    ax.set(xscale="log", yscale="log", xlabel="N (parameters)", ylabel="D (training materials)")
+    ax.set_title(f"{s.model}: {fit['form']} ({fit['method']}), points = observed means", fontsize=9)
+    fig.colorbar(im, ax=ax, label="validation loss")
+    return _save(fig, path)
+
+
+def write_report(fits: list[dict], points, out_dir) -> dict[str, object]:
+    """fits.json, fits.md and figures/ under out_dir -> {"json": path, "markdown": path, "figures": [paths]}."""
+    out_dir = Path(out_dir)
+    return {
+        "json": write_json(fits, out_dir / "fits.json"),
+        "markdown": write_markdown(fits, out_dir / "fits.md"),
+        "figures": plot_fits(fits, points, out_dir / "figures"),
+    }

@@ -1,0 +1,74 @@
+"""Model selection by AICc and the rule for claiming a break.
+
+Fits are compared within one series and method (same model, axis, fixed value, method).
+- delta_aicc: AICc minus the lowest AICc of the comparison group; best: the form with delta 0.
+- A break is claimed (break_in_range = True) only when both hold:
+  1. the fitted break location (xc; D_c for the 2-D forms) lies inside [min x, max x] of the data;
+  2. for a 1-D broken form, its AICc is lower than that of the best unbroken form (power,
+     power_floor) by at least BREAK_MARGIN (2, the usual 'substantial support' threshold).
+  A degenerate fit claims nothing. Otherwise break_in_range = False and break_reason says which
+  test failed. Forms without a break have break_in_range = None.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .forms import BROKEN_FORMS, FORMS_2D, UNBROKEN_FORMS
+
+BREAK_MARGIN = 2.0
+
+
+def group_key(fit: dict) -> tuple:
+    return fit["model"], fit["axis"], tuple(sorted(fit["fixed"].items())), fit["method"]
+
+
+def annotate(fits: list[dict]) -> list[dict]:
+    """Adds delta_aicc, best, break_in_range and break_reason to every fit (in place); returns fits."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for f in fits:
+        groups[group_key(f)].append(f)
+    for members in groups.values():
+        scored = [f for f in members if f["aicc"] is not None and f["params"] is not None]
+        low = min((f["aicc"] for f in scored), default=None)
+        unbroken = [f["aicc"] for f in scored if f["form"] in UNBROKEN_FORMS]
+        for f in members:
+            f["delta_aicc"] = None if low is None or f not in scored else f["aicc"] - low
+            f["best"] = f["delta_aicc"] == 0.0
+            f["break_in_range"], f["break_reason"] = _break_claim(f, min(unbroken, default=None))
+    return fits
+
+
+def _break_claim(fit: dict, unbroken_aicc: float | None) -> tuple[bool | None, str | None]:
+    if fit["form"] not in BROKEN_FORMS + FORMS_2D:
+        return None, None
+    if fit["params"] is None:
+        return False, "no fit"
+    if "degenerate" in fit["status"] or "failed" in fit["status"]:
+        return False, "degenerate fit"
+    loc = fit["params"]["D_c" if fit["axis"] == "ND" else "xc"]
+    lo, hi = fit["x_range"]
+    if loc is None or not lo <= loc <= hi:
+        return False, f"break at {loc:.4g} outside the data range [{lo:.4g}, {hi:.4g}]" if loc else "no break"
+    if fit["form"] in FORMS_2D:
+        return True, None
+    if fit["aicc"] is None or unbroken_aicc is None:
+        return False, "no AICc comparison with an unbroken power law"
+    gain = unbroken_aicc - fit["aicc"]
+    if gain < BREAK_MARGIN:
+        return False, f"AICc gain over the best unbroken law {gain:.2f} < {BREAK_MARGIN}"
+    return True, None
+
+
+def aicc_table(fits: list[dict]) -> list[dict]:
+    """One row per fit, grouped by series and method, each group sorted by AICc (undefined last)."""
+    rows = sorted(
+        fits,
+        key=lambda f: (*map(str, group_key(f)), f["aicc"] is None, f["aicc"] if f["aicc"] is not None else 0.0),
+    )
+    return rows
+
+
+def best_fits(fits: list[dict]) -> list[dict]:
+    """The best form of every series and method."""
+    return [f for f in fits if f.get("best")]
