@@ -23,6 +23,7 @@ def register(cli) -> None:
     p.add_argument("--config", default=None, help="recipe YAML (default experiments/configs/train.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the result dict to this file")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="an MLflow tag of the run")
     p.set_defaults(func=cmd_train)
 
     p = cli.command("predict", "eps(w), Drude frequency and reflectance of CIF/POSCAR structures from a checkpoint")
@@ -56,7 +57,8 @@ def cmd_train(args) -> int:
         workdir=args.workdir,
     )
     cfg = load_config({k: v for k, v in overrides.items() if v is not None}, args.config)
-    result = train(cfg, tracking_uri=args.tracking_uri, experiment=args.experiment)
+    tags = parse_assignments(args.tag)
+    result = train(cfg, tracking_uri=args.tracking_uri, experiment=args.experiment, tags=tags)
     if rank_zero_only.rank != 0:
         return 0
     if result["status"] == "skipped":

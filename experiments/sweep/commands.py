@@ -14,6 +14,7 @@ def register(cli) -> None:
     p.add_argument("--strategy", default=None, help="e.g. ddp (passed to `optiscale train`)")
     p.add_argument("--no-fit", action="store_true", help="train only; do not fit or report")
     p.add_argument("--worker-only", action="store_true", help="be one worker: train, then exit without fitting")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per training (default: torch's)")
     p.add_argument("--json", default=None, metavar="OUT", help="write the summary as JSON")
     p.set_defaults(func=cmd_sweep)
 

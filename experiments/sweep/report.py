@@ -12,7 +12,6 @@ REPORT_DIR = Path("reports")
 def fit_and_report(spec: SweepSpec, axis: str, tracking_uri: str, method: str = "both", log=print) -> dict:
     """Fit every form along `axis` to the finished runs, write reports/<experiment>/, log it as one run."""
     import mlflow
-
     from experiments.fitting import best_fits, fit_runs, read_mlflow, write_report
 
     experiment = spec.experiment(axis)
@@ -26,9 +25,13 @@ def fit_and_report(spec: SweepSpec, axis: str, tracking_uri: str, method: str = 
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     old = client.search_runs([exp.experiment_id], "tags.`optiscale.kind` = 'report'", max_results=1)
-    run_id = old[0].info.run_id if old else client.create_run(
-        exp.experiment_id, run_name=f"report-{experiment}", tags={"optiscale.kind": "report"}
-    ).info.run_id
+    run_id = (
+        old[0].info.run_id
+        if old
+        else client.create_run(
+            exp.experiment_id, run_name=f"report-{experiment}", tags={"optiscale.kind": "report"}
+        ).info.run_id
+    )
     client.log_artifacts(run_id, str(out), artifact_path="report")
     for f in best:
         if f.get("status") != "ok":

@@ -42,19 +42,24 @@ def ensure_dataset(spec: SweepSpec, log=print) -> str:
     return ds.store
 
 
+def data_hash(store: str) -> str:
+    from datamodules.store import GraphStore
+
+    return GraphStore(store).manifest["content_hash"]
+
+
 def worker_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def run_worker(spec: SweepSpec, axis: str, store: str, storage: str, tracking_uri: str, extra_args=(), log=print):
-    """One worker of one axis, in this process."""
-    from datamodules.store import GraphStore
-
-    data_hash = GraphStore(store).manifest["content_hash"]
+def run_worker(
+    spec: SweepSpec, axis: str, store: str, storage: str, tracking_uri: str, extra_args=(), threads=None, log=print
+):
+    """One worker of one axis, in this process; each point trains in a subprocess with `threads` threads."""
     points = spec.points(axis)
-    study = open_study(storage, spec.study_name(axis, data_hash), [p.id for p in points])
+    study = open_study(storage, spec.study_name(axis, data_hash(store)), [p.id for p in points])
     tags = {"optiscale.sweep": spec.name, "optiscale.axis": axis, "optiscale.study": study.study_name}
-    trainer = subprocess_trainer(store, spec.recipe, tracking_uri, spec.experiment(axis), tags, extra_args)
+    trainer = subprocess_trainer(store, spec.recipe, tracking_uri, spec.experiment(axis), tags, extra_args, threads)
     return Worker(study, points, trainer, log=log).run()
 
 
@@ -78,17 +83,14 @@ def run_sweep(
     store = ensure_dataset(spec, log)
     points = spec.points(axis)
     log(f"[sweep] {spec.name} along {axis}: {len(points)} points, {workers} worker(s); Optuna {storage}")
-    os.environ.setdefault("OPTISCALE_THREADS", str(worker_threads(workers)))
+    threads = worker_threads(workers) if workers > 1 else None
+    open_study(storage, spec.study_name(axis, data_hash(store)), [p.id for p in points])  # created once, here
     if workers == 1:
-        reports = [run_worker(spec, axis, store, storage, tracking_uri, extra_args, log)]
+        reports = [run_worker(spec, axis, store, storage, tracking_uri, extra_args, log=log)]
     else:
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "experiments.cli", "sweep", "--preset", spec.source, "--axis", axis]
-                + ["--worker-only", "--storage", storage, "--tracking-uri", tracking_uri, *extra_args]
-            )
-            for _ in range(workers)
-        ]
+        cmd = [sys.executable, "-m", "experiments.cli", "sweep", "--preset", spec.source, "--axis", axis]
+        cmd += ["--worker-only", "--storage", storage, "--tracking-uri", tracking_uri, "--threads", str(threads)]
+        procs = [subprocess.Popen(cmd + list(extra_args)) for _ in range(workers)]
         codes = [p.wait() for p in procs]
         if any(codes):
             log(f"[sweep] worker exit codes: {codes}")
@@ -107,16 +109,17 @@ def run_sweep(
 def check_runs(spec: SweepSpec, axis: str, tracking_uri: str) -> dict:
     """Finished MLflow runs per point: every point should have exactly one."""
     import mlflow
+    from experiments.tracking import RUN_KEY_TAG
 
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(spec.experiment(axis))
     runs = []
     if exp is not None:
-        runs = client.search_runs(
-            [exp.experiment_id], "attributes.status = 'FINISHED' and tags.`optiscale.kind` = 'train'", max_results=50000
-        )
+        runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=50000)
     counts: dict[str, int] = {}
     for r in runs:
+        if RUN_KEY_TAG not in r.data.tags:  # e.g. the report run
+            continue
         p = r.data.params
         pid = f"{p.get('model')}|w{p.get('width')}|D{p.get('D')}|s{p.get('seed')}"
         counts[pid] = counts.get(pid, 0) + 1

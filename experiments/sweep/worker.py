@@ -33,8 +33,8 @@ from optuna.trial import TrialState
 
 from .spec import Point
 
-HEARTBEAT_S = 10  # a live trial writes a heartbeat this often
-GRACE_S = 40  # a trial silent for this long belongs to a dead worker
+HEARTBEAT_S = int(os.environ.get("OPTISCALE_SWEEP_HEARTBEAT_S", 10))  # a live trial beats this often
+GRACE_S = int(os.environ.get("OPTISCALE_SWEEP_GRACE_S", 40))  # silent this long: its worker is dead
 POLL_S = 5  # how often an idle worker looks for work left by dead workers
 
 
@@ -176,8 +176,17 @@ class Worker:
             self.study.optimize(self.objective, n_trials=1, catch=(Exception,))
 
 
-def subprocess_trainer(store: str, recipe: dict, tracking_uri: str, experiment: str, tags: dict, extra_args=()):
-    """A `train_cmd` that runs `optiscale train` for a point in a subprocess and reads its result."""
+def subprocess_trainer(
+    store: str, recipe: dict, tracking_uri: str, experiment: str, tags: dict, extra_args=(), threads: int | None = None
+):
+    """A `train_cmd` that runs `optiscale train` for a point in a subprocess and reads its result.
+
+    A subprocess per point: its memory is returned after every point, a crash stays with its point,
+    and `--devices K --strategy ddp` works (Lightning relaunches the `optiscale train` command).
+    """
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
 
     def train(point: Point) -> dict:
         with tempfile.TemporaryDirectory(prefix="optiscale-point-") as tmp:
@@ -201,13 +210,13 @@ def subprocess_trainer(store: str, recipe: dict, tracking_uri: str, experiment: 
                 tracking_uri,
                 "--experiment",
                 experiment,
-                "--result-json",
+                "--json",
                 out,
-                *[f"--set={k}={json.dumps(v)}" for k, v in sorted(recipe.items())],
+                *[f"--set={k}={v}" for k, v in sorted(recipe.items())],
                 *[f"--tag={k}={v}" for k, v in sorted(tags.items())],
                 *extra_args,
             ]
-            proc = subprocess.run(cmd)
+            proc = subprocess.run(cmd, env=env)
             if os.path.exists(out):
                 with open(out) as fh:
                     return json.load(fh)
