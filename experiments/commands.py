@@ -43,7 +43,7 @@ def cmd_train(args) -> int:
     from .train import train
 
     overrides = parse_assignments(args.set)
-    overrides.update(
+    flags = dict(
         data=args.data,
         model=args.model,
         width=args.width,
@@ -56,7 +56,8 @@ def cmd_train(args) -> int:
         strategy=args.strategy,
         workdir=args.workdir,
     )
-    cfg = load_config({k: v for k, v in overrides.items() if v is not None}, args.config)
+    overrides.update({k: v for k, v in flags.items() if v is not None})  # a flag left out keeps its --set
+    cfg = load_config(overrides, args.config)
     tags = parse_assignments(args.tag)
     result = train(cfg, tracking_uri=args.tracking_uri, experiment=args.experiment, tags=tags)
     if rank_zero_only.rank != 0:
