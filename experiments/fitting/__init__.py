@@ -10,15 +10,38 @@
 
 from __future__ import annotations
 
+import importlib
 import zlib
 
-from .forms import FORMS, FORMS_1D, FORMS_2D
-from .paper import fit_paper
-from .report import plot_fits, write_json, write_markdown, write_report
-from .robust import fit_robust
-from .select import aicc_table, annotate, best_fits
-from .series import AXES, Series, build_series
-from .sources import from_records, read_csv, read_mlflow
+# The API is loaded on first use (PEP 562), so that `optiscale --help`, which imports
+# experiments.fitting.commands, does not pay for scipy.
+_LAZY = {
+    "FORMS": "forms",
+    "FORMS_1D": "forms",
+    "FORMS_2D": "forms",
+    "fit_paper": "paper",
+    "fit_robust": "robust",
+    "plot_fits": "report",
+    "write_json": "report",
+    "write_markdown": "report",
+    "write_report": "report",
+    "aicc_table": "select",
+    "annotate": "select",
+    "best_fits": "select",
+    "AXES": "series",
+    "Series": "series",
+    "build_series": "series",
+    "from_records": "sources",
+    "read_csv": "sources",
+    "read_mlflow": "sources",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 METHODS = ("paper", "robust")
 
@@ -42,10 +65,12 @@ __all__ = [
 ]
 
 
-def fit_series(
-    series: Series, form: str, method: str = "paper", starts: int = 32, bootstrap: int = 200, seed: int = 0
-) -> dict:
-    """One form fitted to one series by one method -> a fit record (not yet annotated)."""
+def fit_series(series, form: str, method: str = "paper", starts: int = 32, bootstrap: int = 200, seed: int = 0) -> dict:
+    """One form fitted to one Series by one method -> a fit record (not yet annotated)."""
+    from .forms import FORMS
+    from .paper import fit_paper
+    from .robust import fit_robust
+
     if method == "paper":
         return fit_paper(series, FORMS[form])
     if method == "robust":
@@ -56,7 +81,7 @@ def fit_series(
 
 def fit_runs(
     runs,
-    axes=AXES,
+    axes=("D", "N", "ND"),
     method: str = "paper",
     forms=None,
     starts: int = 32,
@@ -66,13 +91,23 @@ def fit_runs(
 ) -> list[dict]:
     """Every form fitted to every series of `runs` along `axes` by `method` ("paper", "robust", "both").
 
+    `runs`: a pandas DataFrame or an iterable of mappings with model, D, N, seed, val_loss; `axes`:
+    a subset of ("D", "N", "ND"), one of them, or "all"; `forms`: a subset of FORMS (default all).
+
     Returns the fit records with AICc selection and the break rule applied (select.annotate).
     Groups that are no series (a single x) are appended to `skipped` when a list is given.
     """
+    from .forms import FORMS, FORMS_1D, FORMS_2D
+    from .select import annotate
+    from .series import build_series
+    from .sources import from_records
+
     methods = METHODS if method == "both" else (method,)
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}: choose paper, robust or both")
+    if isinstance(axes, str):
+        axes = ("D", "N", "ND") if axes == "all" else (axes,)
     names = tuple(forms) if forms else tuple(FORMS)
     unknown = [n for n in names if n not in FORMS]
     if unknown:

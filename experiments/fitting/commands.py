@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+BENCH = ("bench", "benchmarks that write their figures to a JSON file")
+
 
 def register(cli) -> None:
     p = cli.command("fit", "fit scaling laws (power, floor, broken, BNSL, 2-D) to validation losses; AICc table")
@@ -21,6 +23,23 @@ def register(cli) -> None:
     p.add_argument("--starts", type=int, default=32, metavar="K", help="starting points (robust)")
     p.add_argument("--seed", type=int, default=0, help="seed of the robust starts and the bootstrap")
     p.set_defaults(func=cmd_fit)
+
+    p = cli.command("fit", "cost of the fitting methods and calibration of their stated errors", BENCH)
+    p.add_argument("--json", required=True, metavar="OUT", help="where to write the figures")
+    p.add_argument("--draws", type=int, default=30, help="noise draws per law")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from datamodules.atomic import atomic_write_json
+
+    from .bench import run_bench
+
+    result = run_bench(draws=args.draws, seed=args.seed)
+    atomic_write_json(args.json, result)
+    print(f"wrote {args.json}")
+    return 0
 
 
 def cmd_fit(args) -> int:

@@ -42,10 +42,14 @@ def _start_box(form: Form, series: Series, g: np.ndarray, lo, hi):
     a, b = [], []
     for name, kind, v in zip(form.params, form.kinds, g, strict=True):
         if name in BREAKS:
-            a.append(lx.min() - 1), b.append(lx.max() + 1)
+            box = (lx.min() - 1, lx.max() + 1)
+        elif kind == "level":
+            box = (0.0, float(np.min(series.y)))
         else:
-            w = {"exponent": 1.0, "scale": 3.0, "shape": np.log(10.0), "level": None}[kind]
-            a.append(0.0 if w is None else v - w), b.append(float(np.min(series.y)) if w is None else v + w)
+            w = {"exponent": 1.0, "scale": 3.0, "shape": np.log(10.0)}[kind]
+            box = (v - w, v + w)
+        a.append(box[0])
+        b.append(box[1])
     return np.maximum(a, lo), np.minimum(b, hi)
 
 

@@ -2,6 +2,7 @@
 
 Fits are compared within one series and method (same model, axis, fixed value, method).
 - delta_aicc: AICc minus the lowest AICc of the comparison group; best: the form with delta 0.
+  Fits without AICc or degenerate ones (parameters not determined) take no part: delta_aicc None.
 - A break is claimed (break_in_range = True) only when both hold:
   1. the fitted break location (xc; D_c for the 2-D forms) lies inside [min x, max x] of the data;
   2. for a 1-D broken form, its AICc is lower than that of the best unbroken form (power,
@@ -29,11 +30,12 @@ def annotate(fits: list[dict]) -> list[dict]:
     for f in fits:
         groups[group_key(f)].append(f)
     for members in groups.values():
-        scored = [f for f in members if f["aicc"] is not None and f["params"] is not None]
+        scored = [f for f in members if f["aicc"] is not None and f["params"] and "degenerate" not in f["status"]]
         low = min((f["aicc"] for f in scored), default=None)
         unbroken = [f["aicc"] for f in scored if f["form"] in UNBROKEN_FORMS]
+        scored_ids = {id(f) for f in scored}
         for f in members:
-            f["delta_aicc"] = None if low is None or f not in scored else f["aicc"] - low
+            f["delta_aicc"] = f["aicc"] - low if id(f) in scored_ids else None
             f["best"] = f["delta_aicc"] == 0.0
             f["break_in_range"], f["break_reason"] = _break_claim(f, min(unbroken, default=None))
     return fits

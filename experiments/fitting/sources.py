@@ -100,6 +100,12 @@ def from_records(records) -> list[dict]:
     return runs
 
 
+def _mlflow_names(msg: str) -> str:
+    """A run error in MLflow's names: param 'n_parameters', metric 'best_val_loss', ..."""
+    msg = msg.replace("column 'val_loss'", "metric 'best_val_loss'").replace("column 'N'", "param 'n_parameters'")
+    return msg.replace("column ", "param ")
+
+
 def read_mlflow(experiment: str, tracking_uri: str | None = None) -> tuple[list[dict], list[dict]]:
     """FINISHED runs of an MLflow experiment -> (runs, skipped).
 
@@ -129,7 +135,7 @@ def read_mlflow(experiment: str, tracking_uri: str | None = None) -> tuple[list[
             try:
                 run = make_run(p["model"], p["D"], p["n_parameters"], p["seed"], m["best_val_loss"])
             except ValueError as err:
-                skipped.append({"run_id": rid, "reason": str(err).replace("'N'", "'n_parameters'")})
+                skipped.append({"run_id": rid, "reason": _mlflow_names(str(err))})
                 continue
             found.append((r.info.end_time or 0, rid, run))
         token = page.token

@@ -49,6 +49,16 @@ def test_csv_errors_name_file_row_and_column(tmp_path, text, message):
     assert str(p) in str(err.value) and message in str(err.value), str(err.value)
 
 
+def test_a_dataframe_is_accepted(draw_runs):
+    from experiments.fitting import fit_runs
+
+    pd = pytest.importorskip("pandas")  # installed with mlflow
+
+    runs = draw_runs("power", (1e4, 0.3), noise=0.0)
+    (fit,) = fit_runs(pd.DataFrame(runs).assign(extra=1), axes="D", forms=["power"])
+    assert fit["params"]["alpha"] == pytest.approx(0.3, abs=1e-9) and fit["fixed"] == {"N": 1288483}
+
+
 def test_records_errors_name_the_record():
     with pytest.raises(ValueError, match=r"record 1: missing val_loss"):
         from_records(
@@ -67,6 +77,6 @@ def test_mlflow_reader_takes_finished_runs_and_reports_the_rest(mlflow_store):
     assert reasons[ids[22]] == "status FAILED, not FINISHED"
     assert reasons[ids[23]] == "missing metric best_val_loss"
     assert reasons[ids[24]] == "missing n_parameters"
-    assert "column 'D': not a number: 'abc'" in reasons[ids[25]]
+    assert "param 'D': not a number: 'abc'" in reasons[ids[25]]
     with pytest.raises(ValueError, match="experiment 'nope' not found"):
         read_mlflow("nope", uri)
