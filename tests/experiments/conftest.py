@@ -202,11 +202,13 @@ def postgres():
     subprocess.run([*run_as, pg_ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"], check=True)
     try:
         _wait_port(port, 30, what="PostgreSQL")
-        createdb = _pg_bin("createdb")
-        subprocess.run(
-            [*run_as, createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "optiscale", "optiscale"], check=True
-        )
-        yield f"postgresql+psycopg2://optiscale@127.0.0.1:{port}/optiscale"
+        createdb = [*run_as, _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "optiscale"]
+
+        def database(name: str) -> str:
+            subprocess.run([*createdb, name], check=True)
+            return f"postgresql+psycopg2://optiscale@127.0.0.1:{port}/{name}"
+
+        yield database
     finally:
         subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
