@@ -1,4 +1,4 @@
-"""`optiscale data ...` and `optiscale bench data`: import and inspect stores."""
+"""`optiscale data ...`, `optiscale bench data|surrogate`: import, generate, label and inspect stores."""
 
 from __future__ import annotations
 
@@ -32,6 +32,28 @@ def register(cli) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON object (with the spectra)")
     p.set_defaults(func=cmd_show)
 
+    p = cli.command("generate", "the built-in dataset: N tight-binding surrogate materials into a store", DATA)
+    p.add_argument("--n", type=int, required=True, help="number of distinct materials")
+    p.add_argument("--seed", type=int, default=0, help="seed of the structure stream")
+    p.add_argument("--out", required=True, help="store directory")
+    _optics_options(p)
+    _store_options(p, chunk_size=64)
+    p.set_defaults(func=cmd_generate)
+
+    p = cli.command("label", "surrogate spectra of CIF/POSCAR structures into a store (id = file stem)", DATA)
+    p.add_argument("files", nargs="+", metavar="FILE", help="CIF or POSCAR files")
+    p.add_argument("--out", required=True, help="store directory")
+    _optics_options(p)
+    _store_options(p, chunk_size=64)
+    p.set_defaults(func=cmd_label)
+
+    p = cli.command("surrogate", "surrogate speed, k-grid convergence, sum rule, realism vs samples", BENCH)
+    p.add_argument("--json", required=True, metavar="OUT", help="where to write the figures")
+    p.add_argument("--n", type=int, default=400, help="materials of the speed test")
+    p.add_argument("--n-convergence", type=int, default=24, help="materials of the k-grid convergence test")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write PNG comparisons with the samples here")
+    p.set_defaults(func=cmd_bench_surrogate)
+
     p = cli.command("data", "graph building, loader throughput, bytes/material, streaming memory", BENCH)
     p.add_argument("--json", required=True, metavar="OUT", help="where to write the figures")
     p.add_argument("--sizes", default="1000,20000", help="store sizes for the streaming test")
@@ -39,11 +61,28 @@ def register(cli) -> None:
     p.set_defaults(func=cmd_bench)
 
 
-def _store_options(p) -> None:
+def _optics_options(p) -> None:
+    from .surrogate.optics import OpticsSettings
+
+    d = OpticsSettings()
+    p.add_argument("--k-spacing", type=float, default=d.k_spacing, help="k-grid spacing in 1/Å (2 pi included)")
+    p.add_argument("--k-spacing-sp", type=float, default=d.k_spacing_sp, help="the same for cells without d orbitals")
+    p.add_argument("--broadening", type=float, default=d.broadening, help="Gaussian sigma of transitions, eV")
+    p.add_argument("--smearing", type=float, default=d.smearing, help="Fermi-Dirac kT, eV")
+
+
+def optics_settings(args):
+    from .surrogate.optics import OpticsSettings
+
+    return OpticsSettings(broadening=args.broadening, smearing=args.smearing, k_spacing=args.k_spacing,
+                          k_spacing_sp=args.k_spacing_sp)  # fmt: skip
+
+
+def _store_options(p, chunk_size: int = 512) -> None:
     p.add_argument("--grid-points", type=int, default=2001, help="resample 0-20 eV onto this many points")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the composition split and subset order")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--chunk-size", type=int, default=512, help="records per shard")
+    p.add_argument("--chunk-size", type=int, default=chunk_size, help="records per shard")
     p.add_argument("--force", action="store_true", help="discard an existing store at --out and rebuild")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -80,6 +119,29 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    from .surrogate.generate import generate
+
+    manifest = generate(args.n, args.seed, args.out, optics_settings(args), **store_kwargs(args))
+    print_summary(manifest, args.out)
+    return 0
+
+
+def cmd_label(args) -> int:
+    from .surrogate.label import label
+
+    manifest = label(args.files, args.out, optics_settings(args), **store_kwargs(args))
+    print_summary(manifest, args.out)
+    return 0
+
+
+def cmd_bench_surrogate(args) -> int:
+    from experiments.bench_surrogate import run
+
+    run(args.json, n=args.n, n_convergence=args.n_convergence, plots=args.plots)
+    return 0
+
+
 def info(store_path: str) -> dict:
     from .store import GraphStore
 
@@ -94,6 +156,9 @@ def info(store_path: str) -> dict:
         "split_seed",
         "split_method",
         "kind",
+        "surrogate_version",
+        "seed",
+        "optics",
         "sources",
         "content_hash",
         "created",

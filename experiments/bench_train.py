@@ -5,7 +5,8 @@ cells), batch 32, AdamW: graphs/s of forward + backward + optimiser step (best a
 time budget, after warm-up) and the peak resident memory (getrusage maxrss) with its growth over the
 process before the model was built. The Lightning overhead compares a real `lightning.Trainer.fit`
 over the same model and batches with a bare PyTorch loop, interleaved in rounds. With CUDA present
-the same runs on the GPU in bf16 autocast, with its utilisation and peak allocated memory.
+the same runs on the GPU in bf16 autocast, with its utilisation and peak allocated memory. CPU runs
+are repeated in bf16 autocast (`cpu_bf16`; this CPU has AVX512-BF16 GEMMs, ~3x fp32), as extra rows.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def run(
     threads: int = 2,
     seconds: float = 8.0,
     lightning: bool = True,
+    cpu_bf16: bool = True,
 ) -> dict:
     import torch
 
@@ -126,23 +128,29 @@ def run(
         "machine": {
             "cores": os.cpu_count(),
             "load_average_at_start": list(os.getloadavg()),
-            "note": "shared machine (4 helpers on 2 cores): best step ~ uncontended speed, median under load",
+            "note": "shared machine (4 helpers on 2 cores): best step ~ uncontended speed, median under load; "
+            "one-thread CPU-time figures are the least affected by other jobs",
             "python": platform.python_version(),
             "torch": torch.__version__,
         },
-        "setup": {"batch_size": batch_size, "threads": threads, "points": 2001, "optimizer": "AdamW",
-                  "structures": structures or "built-in default_structures(64)"},  # fmt: skip
+        "setup": {
+            "batch_size": batch_size,
+            "threads": threads,
+            "points": 2001,
+            "optimizer": "AdamW(fused=True); in the Lightning comparison the default AdamW on both sides",
+            "structures": structures or "built-in default_structures(64)",
+        },
         "graphs": graph_sizes(graph_records(load_structures(structures), source=structures or "built-in")),
-        "cpu": [],
     }  # fmt: skip
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    for device in devices:
-        key = "cpu" if device == "cpu" else "gpu"
+    runs = [("cpu", "cpu", "fp32")] + ([("cpu_bf16", "cpu", "bf16")] if cpu_bf16 else [])
+    runs += [("gpu", "cuda", "bf16")] if torch.cuda.is_available() else []
+    for key, device, precision in runs:
         figures[key] = []
         for name in models:
             for width in widths:
                 cfg = dict(model=name, width=width, structures=structures, batch_size=batch_size, threads=threads,
-                           seconds=seconds, lightning=lightning and device == "cpu", device=device)  # fmt: skip
+                           seconds=seconds, lightning=lightning and key == "cpu", device=device,
+                           precision=precision)  # fmt: skip
                 figures[key].append(_in_subprocess(cfg))
                 print(json.dumps(figures[key][-1]), flush=True)
     if "gpu" not in figures:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from datamodules.grid import REF_POINTS
+
 DEFAULT_CONFIG = Path(__file__).with_name("configs") / "train.yaml"
 KEY_VERSION = 1
 KEY_FIELDS = (
@@ -159,13 +161,16 @@ def resolve(cfg: TrainConfig) -> dict:
     grid = store.manifest["grid"]
     d = int(store.subset(cfg.D).size)
     n = n_parameters(cfg.model, cfg.width, store.points)
-    n_ref = n_parameters(cfg.model, cfg.lr_reference_width, store.points) if cfg.scale_lr_with_width else n
+    # The width rule of the reference counts parameters on its own 2001-point grid: the lr of a
+    # width does not depend on the grid a store was resampled to.
+    n_lr = n_parameters(cfg.model, cfg.width, REF_POINTS)
+    n_ref = n_parameters(cfg.model, cfg.lr_reference_width, REF_POINTS) if cfg.scale_lr_with_width else n_lr
     out = dataclasses.asdict(cfg)
     out.update(
         data=str(Path(cfg.data).resolve()),
         D=d,
         lr_base=cfg.lr,
-        lr=cfg.lr * n_ref / n if cfg.scale_lr_with_width else cfg.lr,
+        lr=cfg.lr * n_ref / n_lr if cfg.scale_lr_with_width else cfg.lr,
         n_parameters=n,
         n_parameters_reference=n_ref,
         data_hash=store.manifest["content_hash"],

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -32,6 +33,8 @@ from . import tracking
 from .config import TrainConfig, dump, load_config, resolve
 
 PARAM_LIMIT = 500  # characters of an MLflow param value
+# the work dir also holds config.yaml and state.json: not a sign of a stale checkpoint directory
+warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
 
 
 class EpochPrinter(Callback):
@@ -46,6 +49,19 @@ class EpochPrinter(Callback):
         parts = [f"{k} {float(m[k]):.5g}" for k in ("train_loss", "val_loss") if k in m]
         dt = time.perf_counter() - getattr(self, "t0", time.perf_counter())
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {'  '.join(parts)}  ({dt:.1f} s)", flush=True)
+
+
+def checkpoint_callbacks(workdir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+    """best.ckpt (lowest val_loss) and last.ckpt (rewritten after every epoch).
+
+    A separate callback for last.ckpt: since Lightning 2.6 `save_last=True` rewrites it only when
+    a top-k checkpoint is saved too, i.e. only on improvement, so a resume would repeat every
+    epoch since the best one. The best callback comes first: last.ckpt then holds its updated state.
+    """
+    common = dict(dirpath=workdir, save_top_k=1, enable_version_counter=False)
+    best = ModelCheckpoint(filename="best", monitor="val_loss", mode="min", **common)
+    last = ModelCheckpoint(filename="last", monitor=None, every_n_epochs=1, **common)
+    return best, last
 
 
 def _lock(workdir: Path):
@@ -69,7 +85,15 @@ def _result(client, run, status: str) -> dict:
         "best_epoch": int(data.metrics["best_epoch"]) if "best_epoch" in data.metrics else None,
         "n_parameters": int(data.params["n_parameters"]),
         "test": {k: v for k, v in data.metrics.items() if k.startswith("test_")},
+        "best_checkpoint": _local(f"{run.info.artifact_uri}/checkpoints/best.ckpt"),
     }
+
+
+def _local(uri: str) -> str:
+    """A file:// URI as a path; other URIs unchanged."""
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
 
 
 def _params(resolved: dict) -> dict[str, str]:
@@ -97,6 +121,12 @@ def _prepare_rank0(client, exp_id: str, resolved: dict, workdir: Path, tags: dic
     state_file, last = workdir / "state.json", workdir / "last.ckpt"
     state = _read_json(state_file)
     run_id = state.get("run_id")
+    theirs = (state.get("tracking_uri", tracking_uri), state.get("run_key", key))
+    if last.exists() and "status" not in state and theirs != (tracking_uri, key):
+        raise ValueError(
+            f"{workdir} holds an unfinished run of grid point {theirs[1]} in tracking store {theirs[0]}: "
+            f"resume it with the same arguments, or train into another --workdir"
+        )
     if run_id in live and last.exists():
         client.update_run(run_id, status="RUNNING")
         client.set_tag(run_id, tracking.STATUS_TAG, "running")
@@ -110,6 +140,21 @@ def _prepare_rank0(client, exp_id: str, resolved: dict, workdir: Path, tags: dic
         state_file, {"run_id": run_id, "run_key": key, "experiment_id": exp_id, "tracking_uri": tracking_uri}
     )
     return run_id, None, False
+
+
+def _write_test_table(table: dict, store_path: str, workdir: Path) -> Path:
+    """`test_materials.csv`: mat_id, formula and every test metric, one row per test material."""
+    from datamodules.store import GraphStore
+
+    store = GraphStore(store_path)
+    ids, formulas = store.mat_ids(), store.formulas()
+    names = [k for k in table if k != "idx"]
+    lines = [",".join(["mat_id", "formula", *names])]
+    for row, i in enumerate(table["idx"]):
+        lines.append(",".join([ids[i], formulas[i], *(f"{table[k][row]:.8g}" for k in names)]))
+    path = workdir / "test_materials.csv"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
 
 
 def _read_json(path: Path) -> dict:
@@ -129,13 +174,16 @@ def train(
     tags: dict | None = None,
 ) -> dict:
     """Train one grid point; returns {"run_id", "run_key", "status", "best_val_loss", "best_epoch",
-    "n_parameters", "test": {test_*: value}} with status "finished", "resumed" (finished after
-    continuing an interrupted run) or "skipped" (a FINISHED run of this key already existed).
-    On DDP ranks other than 0 the dict holds only "run_key" and status "worker"."""
+    "n_parameters", "test": {test_*: value}, "best_checkpoint"} with status "finished", "resumed"
+    (finished after continuing an interrupted run) or "skipped" (a FINISHED run of this key already
+    existed; its checkpoint is then the MLflow artifact). `config`: a dict of overrides of
+    configs/train.yaml (at least data, model, width, seed) or a TrainConfig. On DDP ranks other
+    than 0 the dict holds only "run_key" and status "worker"."""
     cfg = config if isinstance(config, TrainConfig) else load_config(dict(config))
     resolved = resolve(cfg)
     key = resolved["run_key"]
     workdir = Path(cfg.workdir or Path("runs") / experiment / key).resolve()
+    resolved["workdir"] = str(workdir)  # not part of the key
     uri = tracking_uri or tracking.default_tracking_uri()
     world = int(cfg.devices)
     if cfg.batch_size % world:
@@ -186,15 +234,7 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         triplets=module.needs_triplets,
         seed=cfg.seed,
     )
-    checkpoint = ModelCheckpoint(
-        dirpath=workdir,
-        filename="best",
-        monitor="val_loss",
-        mode="min",
-        save_top_k=1,
-        save_last=True,
-        enable_version_counter=False,
-    )
+    checkpoint, last = checkpoint_callbacks(workdir)
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
         accelerator=cfg.accelerator,
@@ -205,7 +245,7 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         gradient_clip_algorithm="norm",
         use_distributed_sampler=False,
         logger=logger,
-        callbacks=[checkpoint, EpochPrinter(), *extra_callbacks],
+        callbacks=[checkpoint, last, EpochPrinter(), *extra_callbacks],
         num_sanity_val_steps=0,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -223,6 +263,7 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
     client.log_metric(run_id, "best_epoch", best_epoch, step=best_epoch)
     client.log_artifact(run_id, str(workdir / "config.yaml"))
     client.log_artifact(run_id, best_path, artifact_path="checkpoints")
+    client.log_artifact(run_id, str(_write_test_table(module.test_table, cfg.data, workdir)))
     client.set_tag(run_id, tracking.STATUS_TAG, "finished")
     client.set_terminated(run_id, "FINISHED")
     atomic_write_json(workdir / "state.json", {**_read_json(workdir / "state.json"), "status": "finished"})

@@ -27,6 +27,7 @@ def register(cli) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--seconds", type=float, default=8.0, help="time budget of each throughput measurement")
     p.add_argument("--no-lightning", action="store_true", help="skip the Lightning-loop overhead measurement")
+    p.add_argument("--no-cpu-bf16", action="store_true", help="skip the extra CPU rows in bf16 autocast")
     p.set_defaults(func=cmd_bench_train)
 
 
@@ -72,5 +73,6 @@ def cmd_bench_train(args) -> int:
         threads=args.threads,
         seconds=args.seconds,
         lightning=not args.no_lightning,
+        cpu_bf16=not args.no_cpu_bf16,
     )
     return 0

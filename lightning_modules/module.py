@@ -14,7 +14,7 @@ import math
 
 import lightning as L
 import torch
-from torchmetrics import MeanMetric
+from torchmetrics import CatMetric, MeanMetric
 
 from .loss import joint_loss
 from .metrics import METRIC_NAMES, material_metrics
@@ -49,6 +49,9 @@ class SpectraModule(L.LightningModule):
         names = ["train_loss", "val_loss", "val_loss_eps", "val_loss_drude", "test_loss"]
         names += [f"test_{m}" for m in METRIC_NAMES]
         self.means = torch.nn.ModuleDict({n: MeanMetric(nan_strategy="ignore").set_dtype(torch.float64) for n in names})
+        cat = {n: CatMetric(nan_strategy="disable").set_dtype(torch.float64) for n in ("idx", *METRIC_NAMES)}
+        self.per_material = torch.nn.ModuleDict(cat)
+        self.test_table: dict = {}
 
     @property
     def needs_triplets(self) -> bool:
@@ -82,7 +85,7 @@ class SpectraModule(L.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        lr = torch.tensor(float(self.optimizers().param_groups[0]["lr"]), dtype=torch.float64)
+        lr = torch.tensor(float(self.optimizers().param_groups[0]["lr"]), dtype=torch.float64, device=self.device)
         self.log("lr", lr, on_step=False, on_epoch=True, sync_dist=True)  # identical on every rank
 
     def on_validation_epoch_start(self) -> None:
@@ -110,8 +113,20 @@ class SpectraModule(L.LightningModule):
         loss, _, (eps, drude) = self._loss(batch)
         n = batch.num_graphs
         self._log_mean("test_loss", loss, n)
+        self.per_material["idx"].update(batch.idx.double())
         for name, values in material_metrics(eps, drude, batch.y_eps, batch.y_drude, self.omega).items():
             self._log_mean(f"test_{name}", values)  # per material; NaN (e.g. relative error at w_D = 0) ignored
+            self.per_material[name].update(values.detach().double())
+
+    def on_test_epoch_start(self) -> None:
+        for metric in self.per_material.values():
+            metric.reset()
+
+    def on_test_epoch_end(self) -> None:
+        """`self.test_table`: store index and every metric per test material, gathered from all ranks."""
+        table = {k: m.compute().cpu().numpy() for k, m in self.per_material.items()}
+        order = table["idx"].argsort()
+        self.test_table = {k: (v[order].astype(int) if k == "idx" else v[order]) for k, v in table.items()}
 
     def configure_optimizers(self):
         c = self.config

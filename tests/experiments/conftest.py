@@ -59,7 +59,7 @@ def trained(store201, tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
     uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
     cfg = tiny_config(store201, root / "work")
-    return train(cfg, tracking_uri=uri, experiment="tests"), uri, cfg
+    return train(cfg, tracking_uri=uri, experiment="tests", tags={"sweep": "unit-tests"}), uri, cfg
 
 
 D_VALUES = [2500, 5000, 10000, 20000, 40000, 80000, 160000]  # the reference's data subsets

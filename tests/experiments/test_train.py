@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
@@ -9,10 +10,13 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
+from datamodules.store import GraphStore
 from experiments.config import load_config, resolve
 from experiments.train import train
 
@@ -62,9 +66,11 @@ def test_defaults_are_the_reference_recipe(tmp_path):
 
 def test_learning_rate_scales_inversely_with_parameters_for_tc_models(tiny_config, store201, tmp_path):
     tc = resolve(load_config(tiny_config(store201, tmp_path)))
-    n16, n256 = n_params("2b-tc", 16, 201), n_params("2b-tc", 256, 201)
-    assert tc["n_parameters"] == n16 and tc["n_parameters_reference"] == n256
-    assert tc["lr"] == pytest.approx(6e-4 * n256 / n16, rel=1e-12)
+    assert tc["n_parameters"] == n_params("2b-tc", 16, 201)  # the model trained on this 201-point store
+    # the width rule counts parameters on the reference's 2001-point grid (REFERENCE section 4 table),
+    # whatever grid the store has: lr(16) = lr(256) * 8,140,195 / 278,275
+    assert tc["n_parameters_reference"] == 8_140_195
+    assert tc["lr"] == pytest.approx(6e-4 * 8_140_195 / 278_275, rel=1e-12)
     assert resolve(load_config(tiny_config(store201, tmp_path, width=256)))["lr"] == pytest.approx(6e-4)
     cgc = resolve(load_config(tiny_config(store201, tmp_path, model="2b-cgc")))
     assert cgc["lr"] == 1e-3  # CGC: no width scaling
@@ -89,12 +95,14 @@ def test_two_epoch_training_lowers_the_loss_and_writes_a_complete_run(trained, s
     run = client.get_run(result["run_id"])
     assert result["status"] == "finished" and run.info.status == "FINISHED"
     assert run.data.tags["run_key"] == result["run_key"] and run.data.tags["optiscale.status"] == "finished"
+    assert run.data.tags["sweep"] == "unit-tests" and run.info.run_name == "2b-tc-w16-D32-s1"
     p = run.data.params
     assert set(CONTRACT_PARAMS) <= set(p)
     manifest = json.loads((Path(store201) / "manifest.json").read_text())
     assert (p["model"], p["width"], p["D"], p["seed"], p["epochs"]) == ("2b-tc", "16", "32", "1", "2")
     assert (p["grid_points"], p["data_hash"]) == ("201", manifest["content_hash"])
     assert int(p["n_parameters"]) == result["n_parameters"] == n_params("2b-tc", 16, 201)
+    assert p["workdir"] == cfg["workdir"] and p["precision"] == "32-true"
 
     for key in EPOCH_METRICS:
         assert [s for s, _ in history(client, run.info.run_id, key)] == [0, 1], key
@@ -115,7 +123,16 @@ def test_two_epoch_training_lowers_the_loss_and_writes_a_complete_run(trained, s
     for name in ("loss", "mae_re", "mae_im", "r2_re", "r2_im", "sc_re", "sc_im", "drude_abs_err", "delta_e"):
         assert math.isfinite(m[f"test_{name}"]) and m[f"test_{name}"] == pytest.approx(result["test"][f"test_{name}"])
 
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"checkpoints", "config.yaml"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
+        "checkpoints",
+        "config.yaml",
+        "test_materials.csv",
+    }
+    table = list(csv.DictReader(open(client.download_artifacts(run.info.run_id, "test_materials.csv", str(tmp_path)))))
+    store = GraphStore(store201)
+    assert sorted(r["mat_id"] for r in table) == sorted(store.mat_ids()[store.indices("test")])
+    for name in ("mae_re", "sc_im", "delta_e"):  # the logged means are means over these rows
+        assert m[f"test_{name}"] == pytest.approx(np.mean([float(r[name]) for r in table]), rel=1e-6)
     assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best.ckpt"]
     local = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
     config = yaml.safe_load(Path(local).read_text())
@@ -125,7 +142,7 @@ def test_two_epoch_training_lowers_the_loss_and_writes_a_complete_run(trained, s
 
 
 class Crash(L.Callback):
-    """Simulates a crash at the end of epoch `epoch` (after its checkpoint)."""
+    """Simulates a crash at the end of epoch `epoch`, just before that epoch's checkpoint."""
 
     def __init__(self, epoch: int):
         self.epoch = epoch
@@ -152,12 +169,22 @@ def test_an_interrupted_grid_point_resumes_into_the_same_run(tiny_config, store2
     for key in EPOCH_METRICS:
         assert [s for s, _ in history(client, run_id, key)] == [0, 1, 2], key  # no epoch logged twice
     assert history(client, run_id, "val_loss")[:2] == before
+    lr = float(client.get_run(run_id).data.params["lr"])  # schedule continued: 12 steps, 2 of warm-up
+    expected = [lr * 0.5 * (1 + math.cos(math.pi * k / 10)) for k in (2, 6, 10)]
+    assert [v for _, v in history(client, run_id, "lr")] == pytest.approx(expected, rel=1e-9, abs=1e-12)
     runs = client.search_runs([client.get_run(run_id).info.experiment_id], f"tags.run_key = '{result['run_key']}'")
     assert [r.info.run_id for r in runs] == [run_id]
 
     again = train(cfg, tracking_uri=uri)
     assert again["status"] == "skipped" and again["run_id"] == run_id
     assert again["best_val_loss"] == result["best_val_loss"]
+    assert Path(again["best_checkpoint"]).is_file()  # the artifact copy in the MLflow store
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train({**cfg, "seed": 8}, extra_callbacks=[Crash(1)], tracking_uri=uri)
+    for wrong in ({"seed": 8, "tracking_uri": other}, {"seed": 9, "tracking_uri": uri}):
+        with pytest.raises(ValueError, match="holds an unfinished run of grid point"):  # never discard them
+            train({**cfg, "seed": wrong["seed"]}, tracking_uri=wrong["tracking_uri"])
 
 
 @pytest.mark.slow
@@ -186,6 +213,8 @@ def test_two_process_ddp_is_one_run_with_the_single_process_validation_loss(stor
     assert len(client.search_runs([exp_id])) == 1  # rank 1 logged nothing of its own
     for key in EPOCH_METRICS:
         assert [s for s, _ in history(client, run.info.run_id, key)] == [0, 1], key
+    table = client.download_artifacts(run.info.run_id, "test_materials.csv", str(tmp_path))
+    assert len(open(table).read().splitlines()) == 1 + 3  # both ranks' test materials, each once
 
     # the same weights validated by one process, with another batching: the same loss
     module = SpectraModule.load_from_checkpoint(result["best_checkpoint"], map_location="cpu")
@@ -193,3 +222,39 @@ def test_two_process_ddp_is_one_run_with_the_single_process_validation_loss(stor
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     single = trainer.validate(module, datamodule=dm, verbose=False)[0]["val_loss"]
     assert result["best_val_loss"] == pytest.approx(single, rel=1e-6)
+
+
+class ScriptedLoss(L.LightningModule):
+    """val_loss = 1, 2, 3, ...: every epoch after the first is worse than the best."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, _):
+        return (self.w - batch[0]).abs().sum()
+
+    def validation_step(self, batch, _):
+        self.log("val_loss", float(self.current_epoch + 1) + 0 * self.w.sum().item(), on_epoch=True)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(4, 1)), batch_size=2)
+
+    val_dataloader = train_dataloader
+
+
+def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path):
+    from experiments.train import checkpoint_callbacks
+
+    best, last = checkpoint_callbacks(tmp_path)
+    trainer = L.Trainer(
+        max_epochs=3, callbacks=[best, last], logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(ScriptedLoss())
+    load = lambda name: torch.load(tmp_path / name, weights_only=False)  # noqa: E731
+    assert load("best.ckpt")["epoch"] == 0 and best.best_model_score == 1.0
+    assert load("last.ckpt")["epoch"] == 2  # a resume repeats no finished epoch
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
