@@ -41,11 +41,14 @@ import-samples: install ## import the published sample records (../shared) into 
 	$(OPTISCALE) data import $(SAMPLES) --out $(STORE)
 	$(OPTISCALE) data info $(STORE)
 
-test: install ## run the test suite (slow tests included)
-	$(PY) -m pytest
-
-test-fast: install ## run the tests without the slow ones
+test: install ## the default test suite (slow tests excluded; under 10 minutes on 2 cores)
 	$(PY) -m pytest -m "not slow"
+
+test-slow: install ## the slow tests only (real DDP, sweeps on PostgreSQL + mlflow server); CI runs them too
+	$(PY) -m pytest -m slow
+
+test-all: install ## every test
+	$(PY) -m pytest
 
 lint: install ## ruff: lint and format check
 	$(VENV)/bin/ruff check .
@@ -58,4 +61,4 @@ clean: ## remove caches (keeps .venv, data/ and mlflow/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install sweep-data sweep-params sweep-grid ui import-samples test test-fast lint bench-data clean
+.PHONY: help install sweep-data sweep-params sweep-grid ui import-samples test test-slow test-all lint bench-data clean
