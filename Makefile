@@ -6,6 +6,9 @@ PIP := $(VENV)/bin/pip
 OPTISCALE := $(VENV)/bin/optiscale
 SAMPLES ?= ../shared/samples/optimetal
 STORE ?= data/samples
+PRESET ?= quick
+WORKERS ?= 1
+MLFLOW_DB := sqlite:///$(CURDIR)/mlflow/mlflow.db
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
@@ -22,15 +25,30 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed ## create .venv: torch==2.13.0 first, then the project and its tools
 
-import-samples: install ## main job (for now): import the published sample records into data/samples
+sweep-data: install ## main job: data-scaling study (PRESET=quick|paper|FILE, WORKERS=K), fit, report
+	$(OPTISCALE) sweep --preset $(PRESET) --axis D --workers $(WORKERS)
+
+sweep-params: install ## parameter-scaling study (PRESET, WORKERS), fit, report
+	$(OPTISCALE) sweep --preset $(PRESET) --axis N --workers $(WORKERS)
+
+sweep-grid: install ## the 2-D (N, D) study (PRESET, WORKERS), fit, report
+	$(OPTISCALE) sweep --preset $(PRESET) --axis ND --workers $(WORKERS)
+
+ui: install ## MLflow UI on the local tracking store: http://127.0.0.1:5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_DB) --host 127.0.0.1 --port 5000
+
+import-samples: install ## import the published sample records (../shared) into data/samples
 	$(OPTISCALE) data import $(SAMPLES) --out $(STORE)
 	$(OPTISCALE) data info $(STORE)
 
-test: install ## run the test suite (slow tests included)
-	$(PY) -m pytest
-
-test-fast: install ## run the tests without the slow ones
+test: install ## the default test suite (slow tests excluded; under 10 minutes on 2 cores)
 	$(PY) -m pytest -m "not slow"
+
+test-slow: install ## the slow tests only (real DDP, sweeps on PostgreSQL + mlflow server); CI runs them too
+	$(PY) -m pytest -m slow
+
+test-all: install ## every test
+	$(PY) -m pytest
 
 lint: install ## ruff: lint and format check
 	$(VENV)/bin/ruff check .
@@ -43,4 +61,4 @@ clean: ## remove caches (keeps .venv, data/ and mlflow/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install import-samples test test-fast lint bench-data clean
+.PHONY: help install sweep-data sweep-params sweep-grid ui import-samples test test-slow test-all lint bench-data clean

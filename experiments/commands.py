@@ -23,6 +23,7 @@ def register(cli) -> None:
     p.add_argument("--config", default=None, help="recipe YAML (default experiments/configs/train.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the result dict to this file")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="an MLflow tag of the run")
     p.set_defaults(func=cmd_train)
 
     p = cli.command("predict", "eps(w), Drude frequency and reflectance of CIF/POSCAR structures from a checkpoint")
@@ -42,7 +43,7 @@ def cmd_train(args) -> int:
     from .train import train
 
     overrides = parse_assignments(args.set)
-    overrides.update(
+    flags = dict(
         data=args.data,
         model=args.model,
         width=args.width,
@@ -55,8 +56,10 @@ def cmd_train(args) -> int:
         strategy=args.strategy,
         workdir=args.workdir,
     )
-    cfg = load_config({k: v for k, v in overrides.items() if v is not None}, args.config)
-    result = train(cfg, tracking_uri=args.tracking_uri, experiment=args.experiment)
+    overrides.update({k: v for k, v in flags.items() if v is not None})  # a flag left out keeps its --set
+    cfg = load_config(overrides, args.config)
+    tags = parse_assignments(args.tag)
+    result = train(cfg, tracking_uri=args.tracking_uri, experiment=args.experiment, tags=tags)
     if rank_zero_only.rank != 0:
         return 0
     if result["status"] == "skipped":

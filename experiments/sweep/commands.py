@@ -1,0 +1,61 @@
+"""`optiscale sweep`: run one axis of a sweep (preset or YAML file), resumably, with K workers."""
+
+from __future__ import annotations
+
+
+def register(cli) -> None:
+    p = cli.command("sweep", "train every grid point of a sweep axis (resumable, shareable), then fit")
+    p.add_argument("--preset", default="quick", help="preset name (quick, paper) or a sweep YAML file")
+    p.add_argument("--axis", required=True, choices=("D", "N", "ND"), help="data, parameter or 2-D scaling")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--storage", default=None, help="Optuna RDB URL shared by the workers (default: SQLite in mlflow/)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: SQLite in mlflow/)")
+    p.add_argument("--devices", default=None, help="devices per grid point (passed to `optiscale train`)")
+    p.add_argument("--strategy", default=None, help="e.g. ddp (passed to `optiscale train`)")
+    p.add_argument("--no-fit", action="store_true", help="train only; do not fit or report")
+    p.add_argument("--worker-only", action="store_true", help="be one worker: train, then exit without fitting")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per training (default: torch's)")
+    p.add_argument("--json", default=None, metavar="OUT", help="write the summary as JSON")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    from .run import default_storage, ensure_dataset, run_sweep, run_worker
+    from .spec import load_spec
+
+    spec = load_spec(args.preset)
+    extra = []
+    if args.devices:
+        extra += ["--devices", str(args.devices)]
+    if args.strategy:
+        extra += ["--strategy", args.strategy]
+    if args.worker_only:
+        from experiments.tracking import default_tracking_uri
+
+        store = ensure_dataset(spec)
+        report = run_worker(
+            spec,
+            args.axis,
+            store,
+            args.storage or default_storage(),
+            args.tracking_uri or default_tracking_uri(),
+            extra,
+        )
+        print(f"[sweep] worker done: trained {len(report.trained)}, failed {len(report.failed)}")
+        for pid, why in report.failed.items():
+            print(f"  failed {pid}: {why}")
+        return 1 if report.failed else 0
+    summary = run_sweep(spec, args.axis, args.workers, args.storage, args.tracking_uri, extra, fit=not args.no_fit)
+    print(
+        f"[sweep] {summary['experiment']}: {summary['finished']}/{summary['points']} points finished"
+        + (f", duplicated {summary['duplicated']}" if summary["duplicated"] else "")
+    )
+    for pid in summary["missing"]:
+        print(f"  missing {pid}: {summary['failed'].get(pid, 'not trained (rerun the sweep to continue)')}")
+    if "report" in summary:
+        print(f"[sweep] report: {summary['report']['dir']}")
+    if args.json:
+        from datamodules.atomic import atomic_write_json
+
+        atomic_write_json(args.json, summary)
+    return 0 if not summary["missing"] else 1

@@ -1,0 +1,134 @@
+"""Running a sweep: the dataset, the workers, the check that every point ran once, the fit.
+
+`run_sweep` is what `optiscale sweep` and `make sweep-data|sweep-params|sweep-grid` call. It is
+idempotent: rerun it after an interruption and it trains only what is missing, then fits again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .spec import SweepSpec
+from .worker import Worker, open_study, subprocess_trainer
+
+DEFAULT_STORAGE_FILE = Path("mlflow") / "optuna.db"
+
+
+def default_storage() -> str:
+    return os.environ.get("OPTISCALE_OPTUNA_STORAGE") or f"sqlite:///{DEFAULT_STORAGE_FILE.resolve()}"
+
+
+def ensure_dataset(spec: SweepSpec, log=print) -> str:
+    """Path of the sweep's store; the built-in surrogate dataset is generated if it is missing."""
+    from datamodules.store import GraphStore, StoreError
+
+    ds = spec.dataset
+    try:
+        GraphStore(ds.store)
+        return ds.store
+    except StoreError as err:
+        if not ds.builtin:
+            raise FileNotFoundError(
+                f"{err}. Sweep {spec.name!r} ({spec.source}) needs this store: build it with "
+                f"`optiscale data import SRC... --out {ds.store}`"
+            ) from None
+    log(f"[sweep] generating the built-in dataset: {ds.n} materials into {ds.store}")
+    from datamodules.surrogate.generate import generate
+
+    generate(n=ds.n, seed=ds.seed, out=ds.store, grid_points=ds.grid_points)
+    return ds.store
+
+
+def data_hash(store: str) -> str:
+    from datamodules.store import GraphStore
+
+    return GraphStore(store).manifest["content_hash"]
+
+
+def worker_threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def run_worker(
+    spec: SweepSpec, axis: str, store: str, storage: str, tracking_uri: str, extra_args=(), threads=None, log=print
+):
+    """One worker of one axis, in this process; each point trains in a subprocess with `threads` threads."""
+    points = spec.points(axis)
+    study = open_study(storage, spec.study_name(axis, data_hash(store)), [p.id for p in points])
+    tags = {"optiscale.sweep": spec.name, "optiscale.axis": axis, "optiscale.study": study.study_name}
+    trainer = subprocess_trainer(store, spec.recipe, tracking_uri, spec.experiment(axis), tags, extra_args, threads)
+    return Worker(study, points, trainer, log=log).run()
+
+
+def run_sweep(
+    spec: SweepSpec,
+    axis: str,
+    workers: int = 1,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    extra_args=(),
+    fit: bool = True,
+    log=print,
+) -> dict:
+    """Train every point of one axis (with `workers` local workers), then fit and report."""
+    from experiments.tracking import default_tracking_uri
+
+    storage = storage or default_storage()
+    tracking_uri = tracking_uri or default_tracking_uri()
+    if storage.startswith("sqlite:///"):
+        Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    store = ensure_dataset(spec, log)
+    points = spec.points(axis)
+    log(f"[sweep] {spec.name} along {axis}: {len(points)} points, {workers} worker(s); Optuna {storage}")
+    threads = worker_threads(workers) if workers > 1 else None
+    open_study(storage, spec.study_name(axis, data_hash(store)), [p.id for p in points])  # created once, here
+    if workers == 1:
+        reports = [run_worker(spec, axis, store, storage, tracking_uri, extra_args, log=log)]
+    else:
+        cmd = [sys.executable, "-m", "experiments.cli", "sweep", "--preset", spec.source, "--axis", axis]
+        cmd += ["--worker-only", "--storage", storage, "--tracking-uri", tracking_uri, "--threads", str(threads)]
+        procs = [subprocess.Popen(cmd + list(extra_args)) for _ in range(workers)]
+        codes = [p.wait() for p in procs]
+        if any(codes):
+            log(f"[sweep] worker exit codes: {codes}")
+        reports = []
+    summary = check_runs(spec, axis, tracking_uri)
+    for r in reports:
+        for pid, why in r.failed.items():
+            summary["failed"].setdefault(pid, why)
+    if fit and not summary["missing"]:
+        from .report import fit_and_report
+
+        summary["report"] = fit_and_report(spec, axis, tracking_uri, log=log)
+    return summary
+
+
+def check_runs(spec: SweepSpec, axis: str, tracking_uri: str) -> dict:
+    """Finished MLflow runs per point: every point should have exactly one."""
+    import mlflow
+    from experiments.tracking import RUN_KEY_TAG
+
+    client = mlflow.MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(spec.experiment(axis))
+    runs = []
+    if exp is not None:
+        runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=50000)
+    counts: dict[str, int] = {}
+    for r in runs:
+        if RUN_KEY_TAG not in r.data.tags:  # e.g. the report run
+            continue
+        p = r.data.params
+        pid = f"{p.get('model')}|w{p.get('width')}|D{p.get('D')}|s{p.get('seed')}"
+        counts[pid] = counts.get(pid, 0) + 1
+    ids = [p.id for p in spec.points(axis)]
+    return {
+        "experiment": spec.experiment(axis),
+        "points": len(ids),
+        "finished": sum(1 for i in ids if counts.get(i)),
+        "missing": [i for i in ids if not counts.get(i)],
+        "duplicated": {i: n for i, n in counts.items() if n > 1},
+        "failed": {},
+    }

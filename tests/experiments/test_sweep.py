@@ -1,0 +1,161 @@
+"""Sweeps: specs and presets, a killed sweep resumed to exactly one run per point, shared workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from experiments.sweep.spec import load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+FAST_BEATS = {"OPTISCALE_SWEEP_HEARTBEAT_S": "2", "OPTISCALE_SWEEP_GRACE_S": "8"}
+
+
+def sweep_file(tmp_path, store, D=(8, 16), widths=(8,), seeds=(1, 2), epochs=2) -> Path:
+    doc = {
+        "name": "t",
+        "dataset": {"store": str(store), "builtin": False},
+        "recipe": {"epochs": epochs, "batch_size": 8, "warmup_epochs": 0.5},
+        "seeds": list(seeds),
+        "axes": {"D": {"models": ["2b-tc"], "widths": list(widths), "D": list(D)}},
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def sweep_cmd(spec: Path, *args) -> list[str]:
+    return [sys.executable, "-m", "experiments.cli", "sweep", "--preset", str(spec), "--axis", "D", *args]
+
+
+def env_for(tmp_path) -> dict:
+    return {**os.environ, **FAST_BEATS, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+def all_runs(uri: str, experiment: str) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    from mlflow.entities import ViewType
+
+    return client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL, max_results=1000)
+
+
+def finished_per_point(runs) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in runs:
+        if r.info.status == "FINISHED" and r.info.lifecycle_stage == "active" and "run_key" in r.data.tags:
+            p = r.data.params
+            pid = f"{p['model']}|w{p['width']}|D{p['D']}|s{p['seed']}"
+            counts[pid] = counts.get(pid, 0) + 1
+    return counts
+
+
+def test_presets_cover_the_grids_the_issue_asks_for():
+    quick, paper = load_spec("quick"), load_spec("paper")
+    assert len(quick.axes["D"]["D"]) >= 5 and len(quick.seeds) >= 2
+    assert len(quick.axes["N"]["widths"]) >= 5
+    assert quick.dataset.builtin
+    assert paper.axes["D"]["D"] == [2500, 5000, 10000, 20000, 40000, 80000, 160000]
+    assert paper.axes["N"]["widths"] == [16, 32, 64, 128, 256, 512, 1024] and paper.seeds == [1, 42, 137]
+    assert len(paper.points("D")) == 3 * 7 * 3 and len(paper.points("ND")) == 2 * 49 * 3
+    ids = [p.id for p in quick.points("N")]
+    assert len(ids) == len(set(ids))
+    # the coordination study changes with the data (and grid), so no bookkeeping is reused wrongly
+    assert quick.study_name("D", "a") != quick.study_name("D", "b") != quick.study_name("N", "b")
+
+
+def test_bad_sweep_files_name_the_file_and_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="no sweep preset 'nope'"):
+        load_spec("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndataset: {store: s}\naxes: {D: {models: [2b-tc], widths: [8]}}\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: axes.D: missing key 'D'"):
+        load_spec(str(bad))
+    bad.write_text("name: x\ndataset: {store: s}\naxes: {D: {models: [2b-tc], widths: [], D: [4]}}\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: axes.D.widths must be a non-empty list"):
+        load_spec(str(bad))
+    bad.write_text("name: x\ndataset: {store: s}\naxes: {Q: {models: [a], widths: [1], D: [1]}}\n")
+    with pytest.raises(ValueError, match="unknown axis 'Q'"):
+        load_spec(str(bad))
+    with pytest.raises(FileNotFoundError):
+        load_spec(str(tmp_path / "missing.yaml"))
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_killed_sweep_rerun_completes_with_exactly_one_run_per_point(store201, tmp_path):
+    spec = sweep_file(tmp_path, store201, D=(8, 16), seeds=(1, 2), epochs=3)
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    storage = f"sqlite:///{tmp_path / 'mlflow' / 'optuna.db'}"
+    args = ("--storage", storage, "--tracking-uri", uri, "--no-fit")
+    env = env_for(tmp_path)
+    proc = subprocess.Popen(sweep_cmd(spec, *args), cwd=tmp_path, env=env, start_new_session=True)
+    try:
+        # kill the whole sweep (worker and its training) once one point is done and another is running
+        def one_done_one_running():
+            exp = MlflowClient(uri).get_experiment_by_name("t-D")
+            if exp is None:
+                return False
+            runs = all_runs(uri, "t-D")
+            return any(r.info.status == "FINISHED" for r in runs) and any(r.info.status == "RUNNING" for r in runs)
+
+        _wait_for(one_done_one_running, 240, "a finished and a running point")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = all_runs(uri, "t-D")
+    assert len(before) < 4, "the sweep should have been killed before it finished"
+    rerun = subprocess.run(sweep_cmd(spec, *args), cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    runs = all_runs(uri, "t-D")
+    counts = finished_per_point(runs)
+    assert counts == {f"2b-tc|w8|D{d}|s{s}": 1 for d in (8, 16) for s in (1, 2)}
+    # the point that was finished before the kill kept its run: it was not trained again
+    done_before = {r.info.run_id for r in before if r.info.status == "FINISHED"}
+    assert done_before <= {r.info.run_id for r in runs if r.info.status == "FINISHED"}
+    assert "4/4 points finished" in rerun.stdout
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_sweep_through_postgresql_and_an_mlflow_server(store201, tmp_path, postgres, mlflow_server):
+    spec = sweep_file(tmp_path, store201, D=(8, 16), seeds=(1, 2), epochs=2)
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    pg = postgres("optuna")
+    with mlflow_server(postgres("mlflow"), artifacts) as uri:
+        args = ("--storage", pg, "--tracking-uri", uri, "--workers", "2")
+        done = subprocess.run(
+            sweep_cmd(spec, *args), cwd=tmp_path, env=env_for(tmp_path), capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        runs = all_runs(uri, "t-D")
+        train_runs = [r for r in runs if "run_key" in r.data.tags]
+        # exactly one run per point, none deleted or duplicated: no point was started twice
+        assert finished_per_point(runs) == {f"2b-tc|w8|D{d}|s{s}": 1 for d in (8, 16) for s in (1, 2)}
+        assert len(train_runs) == 4
+        # both workers trained (the Optuna study shows who ran what)
+        import optuna
+
+        study = optuna.load_study(study_name=optuna.get_all_study_names(pg)[0], storage=pg)
+        complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+        assert sorted(t.params["point"] for t in complete) == sorted(finished_per_point(runs))
+        # the fit ran at the end and its report was logged
+        reports = [r for r in runs if r.data.tags.get("optiscale.kind") == "report"]
+        assert len(reports) == 1 and reports[0].info.status == "FINISHED"
+        assert (tmp_path / "reports" / "t-D" / "fits.json").exists()
