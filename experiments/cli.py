@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "lightning_modules.commands",
     "experiments.commands",
     "experiments.fitting.commands",
+    "experiments.study.commands",
 )
 
 
