@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import optuna
@@ -16,11 +17,20 @@ from experiments.study.spec import load_spec
 TRIAL_KEYS = {"number", "state", "params", "value", "n_parameters"}
 
 
-def write_study(tmp_path: Path, store, **changes) -> Path:
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One MLflow store and one Optuna storage for the module (creating a store costs seconds);
+    every test has its own study and MLflow experiment in them."""
+    root = tmp_path_factory.mktemp("study-stores")
+    return {"mlflow": f"sqlite:///{root / 'mlflow' / 'mlflow.db'}", "optuna": f"sqlite:///{root / 'optuna.db'}"}
+
+
+def write_study(tmp_path: Path, store, shared: dict, **changes) -> Path:
+    name = changes.get("name", "tiny")
     doc = {
         "name": "tiny",
         "data": str(store),
-        "D": 24,
+        "D": 8,
         "model": "2b-tc",
         "seed": 1,
         "n_trials": 3,
@@ -29,9 +39,9 @@ def write_study(tmp_path: Path, store, **changes) -> Path:
         "sampler": {"seed": 0, "n_startup_trials": 10},
         "pruner": {"kind": "none"},
         "recipe": {"batch_size": 8, "warmup_epochs": 0.5},
-        "storage": f"sqlite:///{tmp_path / 'optuna.db'}",
-        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
-        "experiment": "studies",
+        "storage": shared["optuna"],
+        "tracking_uri": shared["mlflow"],
+        "experiment": f"studies-{name}",
         "runs": str(tmp_path / "runs"),
         **changes,
     }
@@ -40,7 +50,7 @@ def write_study(tmp_path: Path, store, **changes) -> Path:
     return path
 
 
-def trial_runs(uri: str, experiment: str = "studies") -> list:
+def trial_runs(uri: str, experiment: str) -> list:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
@@ -49,8 +59,8 @@ def trial_runs(uri: str, experiment: str = "studies") -> list:
 
 
 @pytest.mark.slow
-def test_three_trials_then_a_rerun_continues_the_study(store201, tmp_path):
-    cfg = write_study(tmp_path, store201)
+def test_three_trials_then_a_rerun_continues_the_study(store201, tmp_path, shared):
+    cfg = write_study(tmp_path, store201, shared)
     out = tmp_path / "study.json"
     assert main(["study", "--config", str(cfg), "--json", str(out), "--report-dir", str(tmp_path / "rep")]) == 0
     report = json.loads(out.read_text())
@@ -59,7 +69,7 @@ def test_three_trials_then_a_rerun_continues_the_study(store201, tmp_path):
     for t in report["trials"]:
         assert TRIAL_KEYS <= set(t) and t["state"] == "COMPLETE"
         assert set(t["params"]) == {"width", "blocks", "lr"} and t["value"] > 0 and t["n_parameters"] > 0
-    runs = trial_runs(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    runs = trial_runs(shared["mlflow"], "studies-tiny")
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     assert {r.data.tags["optuna.study"] for r in runs} == {"tiny"}
     assert sorted(int(r.data.tags["optuna.trial"]) for r in runs) == [0, 1, 2]
@@ -94,12 +104,12 @@ def test_three_trials_then_a_rerun_continues_the_study(store201, tmp_path):
         )
         == 0
     )
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.load_study(study_name="tiny", storage=shared["optuna"])
     assert len(study.trials) == 5 and len(json.loads(out.read_text())["trials"]) == 5
-    assert len(trial_runs(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")) == 5
+    assert len(trial_runs(shared["mlflow"], "studies-tiny")) == 5
     # the report run holds the study's report as artifacts
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("studies")
+    client = MlflowClient(shared["mlflow"])
+    exp = client.get_experiment_by_name("studies-tiny")
     reports = client.search_runs([exp.experiment_id], filter_string="tags.`optiscale.kind` = 'study-report'")
     assert len(reports) == 1
     assert {a.path for a in client.list_artifacts(reports[0].info.run_id, "study")} == {
@@ -110,23 +120,24 @@ def test_three_trials_then_a_rerun_continues_the_study(store201, tmp_path):
     assert main(["study", "--config", str(cfg), "--D", "16", "--n-trials", "1"]) == 1
 
 
-def test_an_over_budget_trial_never_trains(store201, tmp_path):
-    cfg = write_study(tmp_path, store201, name="tight", budget=5000, n_trials=2)
+def test_an_over_budget_trial_never_trains(store201, tmp_path, shared):
+    cfg = write_study(tmp_path, store201, shared, name="tight", budget=5000, n_trials=2)
     out = tmp_path / "study.json"
     assert main(["study", "--config", str(cfg), "--json", str(out), "--report-dir", str(tmp_path / "rep")]) == 0
     trials = json.loads(out.read_text())["trials"]
     assert [t["state"] for t in trials] == ["PRUNED", "PRUNED"]
     assert all(t["n_parameters"] > 5000 and t["rejected"] == "over_budget" for t in trials)
     assert json.loads(out.read_text())["best"] is None
-    assert trial_runs(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}") == []  # no MLflow run
+    assert trial_runs(shared["mlflow"], "studies-tight") == []  # no MLflow run
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.ckpt"))  # no checkpoint
 
 
-def test_a_diverging_trial_is_pruned(store201, tmp_path):
+def test_a_diverging_trial_is_pruned(store201, tmp_path, shared):
     # lr = 10 blows the weights up in the first epoch; the threshold pruner stops it after epoch 1 of 3
     cfg = write_study(
         tmp_path,
         store201,
+        shared,
         name="diverge",
         n_trials=1,
         epochs=3,
@@ -138,12 +149,12 @@ def test_a_diverging_trial_is_pruned(store201, tmp_path):
     (trial,) = json.loads(out.read_text())["trials"]
     # Optuna gives a pruned trial its last reported value: the diverged val_loss of epoch 1
     assert trial["state"] == "PRUNED" and trial["value"] > 1000.0 and not trial.get("rejected")
-    study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.load_study(study_name="diverge", storage=shared["optuna"])
     (frozen,) = study.trials
     assert list(frozen.intermediate_values) == [0]  # reported once, then pruned
-    (run,) = trial_runs(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    (run,) = trial_runs(shared["mlflow"], "studies-diverge")
     assert run.info.status == "KILLED" and run.data.tags["optiscale.status"] == "pruned"
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    client = MlflowClient(shared["mlflow"])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0]
     assert "best_val_loss" not in run.data.metrics
 
@@ -164,3 +175,45 @@ def test_the_spec_refuses_bad_keys_and_expands_the_capacity_preset(tmp_path):
     bad.write_text(yaml.safe_dump({"name": "x", "data": "d", "space": {"width": [8]}, "recipe": {"lr": 1}}))
     with pytest.raises(ValueError, match="set by the study"):
         load_spec(bad)
+
+
+def test_depth_and_heads_knobs_leave_the_reference_untouched(tiny_config, store201, tmp_path):
+    from experiments.config import load_config, n_parameters, resolve
+    from lightning_modules.optimetal import build_model
+
+    assert n_parameters("2b-tc", 16, 2001) == 278_275  # the reference table, unchanged by the optional knobs
+    assert n_parameters("3b-tc", 16, 2001, blocks=2, heads=8) == n_parameters("3b-tc", 16, 2001)
+    # concatenated heads keep the width: the head count moves no parameter, each block adds the same amount
+    assert len({n_parameters("2b-tc", 16, 201, heads=h) for h in (1, 2, 4, 8)}) == 1
+    n1, n2, n3 = (n_parameters("2b-tc", 16, 201, blocks=b) for b in (1, 2, 3))
+    assert n3 - n2 == n2 - n1 > 0
+    assert len(build_model("3b-tc", 16, 201, blocks=3).layers) == 3
+    with pytest.raises(ValueError, match="not divisible"):
+        build_model("2b-tc", 12, 201, heads=8)
+    with pytest.raises(ValueError, match="no attention heads"):
+        build_model("2b-cgc", 16, 201, heads=2)
+    # the run key of the reference architecture is the one it always had; a set knob changes it
+    base = resolve(load_config(tiny_config(store201, tmp_path)))
+    same = resolve(load_config(tiny_config(store201, tmp_path, blocks="null")))
+    deeper = resolve(load_config(tiny_config(store201, tmp_path, blocks=3)))
+    assert base["run_key"] == same["run_key"] != deeper["run_key"]
+    assert deeper["n_parameters"] == n3
+
+
+def test_a_trial_left_running_by_a_dead_worker_is_failed_and_retried(store201, tmp_path, shared, monkeypatch):
+    from experiments.study import storage as study_storage
+
+    monkeypatch.setattr(study_storage, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(study_storage, "GRACE_S", 2)
+    cfg = write_study(tmp_path, store201, shared, name="stale", n_trials=1)
+    url = shared["optuna"]
+    # a worker asked for a trial, beat once, then died (what kill -9 leaves: a RUNNING trial, no more beats)
+    study = optuna.create_study(study_name="stale", storage=study_storage.rdb_storage(url))
+    dead = study.ask({"width": optuna.distributions.CategoricalDistribution([8, 16])})
+    study._storage.record_heartbeat(dead._trial_id)
+    time.sleep(3)
+    out = tmp_path / "study.json"
+    assert main(["study", "--config", str(cfg), "--json", str(out), "--report-dir", str(tmp_path / "rep")]) == 0
+    trials = optuna.load_study(study_name="stale", storage=url).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]  # failed, then its retry trained
+    assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params["width"] == dead.params["width"]
