@@ -163,7 +163,7 @@ def test_the_spec_refuses_bad_keys_and_expands_the_capacity_preset(tmp_path):
     spec = load_spec(Path("experiments/configs/studies/capacity.yaml"))
     cells = spec.cells()
     assert len(cells) == 9 and {c.budget for c in cells} == {10**5, 10**6, 10**7}
-    assert cells[0].name == "capacity-D500-N1e05" and len({c.name for c in cells}) == 9
+    assert cells[0].name == "capacity-D250-N1e05" and len({c.name for c in cells}) == 9
     assert load_spec(None).name == "default"
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "x", "data": "d", "widht": [8]}))
@@ -217,3 +217,22 @@ def test_a_trial_left_running_by_a_dead_worker_is_failed_and_retried(store201, t
     trials = optuna.load_study(study_name="stale", storage=url).trials
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]  # failed, then its retry trained
     assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params["width"] == dead.params["width"]
+
+
+def test_the_capacity_preset_runs_one_study_per_cell_and_writes_the_table(store201, tmp_path, shared):
+    # budgets below the smallest model: the 4 cells run their trial without training (the table is the point)
+    cfg = write_study(
+        tmp_path, store201, shared, name="cap", n_trials=1, capacity={"D": [8, 16], "budgets": [1000, 2000]}
+    )
+    out = tmp_path / "cap.json"
+    assert main(["study", "--config", str(cfg), "--json", str(out), "--report-dir", str(tmp_path / "rep")]) == 0
+    result = json.loads(out.read_text())
+    cells = result["capacity"]["cells"]
+    assert [(c["D"], c["budget"]) for c in cells] == [(8, 1000), (8, 2000), (16, 1000), (16, 2000)]
+    assert [c["study"] for c in cells] == ["cap-D8-N1e03", "cap-D8-N2e03", "cap-D16-N1e03", "cap-D16-N2e03"]
+    assert all(c["best_val_loss"] is None and c["complete"] == 0 for c in cells)
+    for name in ("cap-D8-N1e03", "cap-D16-N2e03"):
+        (trial,) = optuna.load_study(study_name=name, storage=shared["optuna"]).trials
+        assert trial.user_attrs["rejected"] == "over_budget"
+    table = (tmp_path / "rep" / "cap-capacity.md").read_text()
+    assert table.count("\n| 8 |") == 2 and table.count("\n| 16 |") == 2
