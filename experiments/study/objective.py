@@ -62,6 +62,7 @@ class Objective:
         trial.set_user_attr("run_key", resolved["run_key"])
         if spec.budget is not None and n > int(spec.budget):
             trial.set_user_attr("rejected", "over_budget")
+            self.log(f"[study {trial.study.study_name}] trial {trial.number}: {knobs} over budget ({n:,}): rejected")
             raise optuna.TrialPruned(f"{n:,} parameters exceed the budget of {int(spec.budget):,}")
         earlier = _same_params(trial)
         if earlier is not None:

@@ -9,6 +9,7 @@ command against one storage at once.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -23,6 +24,35 @@ def _setting(spec: StudySpec) -> dict:
     return out
 
 
+def check_data(spec: StudySpec) -> None:
+    """The store and D exist: a bad --data or --D fails before any trial is recorded."""
+    from datamodules.store import GraphStore
+
+    if not Path(spec.data).is_dir():
+        raise FileNotFoundError(f"store {spec.data} not found (optiscale data generate / data import)")
+    GraphStore(spec.data).subset(spec.D)  # raises naming the store when D is outside the train split
+
+
+def fit_widths(spec: StudySpec, log=print) -> StudySpec:
+    """A capacity cell keeps only the widths whose smallest model (fewest blocks) fits its budget:
+    the others could never be within it, and would waste the cell's trials on rejections."""
+    import dataclasses
+
+    from datamodules.store import GraphStore
+    from experiments.config import n_parameters
+
+    widths = spec.space["width"] if isinstance(spec.space["width"], list) else [spec.space["width"]]
+    blocks = spec.space.get("blocks")
+    fewest = min(blocks) if isinstance(blocks, list) else blocks
+    points = GraphStore(spec.data).points
+    keep = [w for w in widths if n_parameters(spec.model, int(w), points, fewest) <= spec.budget]
+    if not keep:
+        raise ValueError(f"study {spec.name}: no width of {widths} fits the budget of {spec.budget:,} parameters")
+    if len(keep) < len(widths):
+        log(f"[study {spec.name}] widths {sorted(set(widths) - set(keep))} cannot fit {spec.budget:,} parameters")
+    return dataclasses.replace(spec, space={**spec.space, "width": keep})
+
+
 def run_study(spec: StudySpec, report_dir: str | Path = "reports/studies", log=print) -> dict:
     import optuna
 
@@ -32,6 +62,7 @@ def run_study(spec: StudySpec, report_dir: str | Path = "reports/studies", log=p
     from .report import log_report, study_report, write_report
     from .storage import default_storage, open_study
 
+    check_data(spec)
     storage_url = spec.storage or default_storage()
     tracking_uri = spec.tracking_uri or tracking.default_tracking_uri()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -47,7 +78,10 @@ def run_study(spec: StudySpec, report_dir: str | Path = "reports/studies", log=p
             f"rerun with the same ones or choose another --study-name"
         )
     before = len(study.trials)
-    study.sampler = make_sampler(spec, offset=before)
+    # offset the TPE seed by the trials so far (a rerun does not replay the first run's draws), and by
+    # the process id when other workers are running trials now (workers do not draw the same knobs)
+    busy = any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials)
+    study.sampler = make_sampler(spec, offset=before + (os.getpid() if busy else 0))
     log(f"[study {spec.name}] {before} trials so far; adding {spec.n_trials} (storage {storage_url})")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -67,7 +101,9 @@ def run_capacity(spec: StudySpec, report_dir: str | Path = "reports/studies", lo
 
     from .report import capacity_markdown, capacity_table
 
-    cells = spec.cells()
+    cells = [fit_widths(cell, log) for cell in spec.cells()]
+    for cell in cells:
+        check_data(cell)
     reports = [run_study(cell, report_dir, log) for cell in cells]
     table = capacity_table(reports, cells)
     out = Path(report_dir)

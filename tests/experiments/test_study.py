@@ -219,20 +219,23 @@ def test_a_trial_left_running_by_a_dead_worker_is_failed_and_retried(store201, t
     assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params["width"] == dead.params["width"]
 
 
+@pytest.mark.slow
 def test_the_capacity_preset_runs_one_study_per_cell_and_writes_the_table(store201, tmp_path, shared):
-    # budgets below the smallest model: the 4 cells run their trial without training (the table is the point)
-    cfg = write_study(
-        tmp_path, store201, shared, name="cap", n_trials=1, capacity={"D": [8, 16], "budgets": [1000, 2000]}
-    )
+    # 201-point grid, 1 block: width 8 has 17,123 parameters, width 16 39,475
+    space = {"width": [8, 16], "blocks": [1], "lr": 1e-3}
+    caps = {"D": [8, 16], "budgets": [18000, 10**6]}
+    cfg = write_study(tmp_path, store201, shared, name="cap", n_trials=1, epochs=1, space=space, capacity=caps)
     out = tmp_path / "cap.json"
     assert main(["study", "--config", str(cfg), "--json", str(out), "--report-dir", str(tmp_path / "rep")]) == 0
-    result = json.loads(out.read_text())
-    cells = result["capacity"]["cells"]
-    assert [(c["D"], c["budget"]) for c in cells] == [(8, 1000), (8, 2000), (16, 1000), (16, 2000)]
-    assert [c["study"] for c in cells] == ["cap-D8-N1e03", "cap-D8-N2e03", "cap-D16-N1e03", "cap-D16-N2e03"]
-    assert all(c["best_val_loss"] is None and c["complete"] == 0 for c in cells)
-    for name in ("cap-D8-N1e03", "cap-D16-N2e03"):
-        (trial,) = optuna.load_study(study_name=name, storage=shared["optuna"]).trials
-        assert trial.user_attrs["rejected"] == "over_budget"
+    cells = json.loads(out.read_text())["capacity"]["cells"]
+    assert [(c["D"], c["budget"]) for c in cells] == [(8, 18000), (8, 10**6), (16, 18000), (16, 10**6)]
+    assert [c["study"] for c in cells] == ["cap-D8-N2e04", "cap-D8-N1e06", "cap-D16-N2e04", "cap-D16-N1e06"]
+    for c in cells:
+        assert c["complete"] >= 1 and c["n_parameters"] <= c["budget"] and c["best_val_loss"] > 0
+    tight = optuna.load_study(study_name="cap-D8-N2e04", storage=shared["optuna"])
+    # width 16 cannot fit 18,000 parameters: the cell never proposes it
+    assert [t.params["width"] for t in tight.trials] == [8] and tight.trials[0].state.name == "COMPLETE"
     table = (tmp_path / "rep" / "cap-capacity.md").read_text()
     assert table.count("\n| 8 |") == 2 and table.count("\n| 16 |") == 2
+    impossible = write_study(tmp_path, store201, shared, name="cap0", capacity={"D": [8], "budgets": [1000]})
+    assert main(["study", "--config", str(impossible)]) == 1  # no width fits: refused before any trial
