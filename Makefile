@@ -61,4 +61,14 @@ clean: ## remove caches (keeps .venv, data/ and mlflow/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -not -path './.venv/*' -exec rm -rf {} +
 
-.PHONY: help install sweep-data sweep-params sweep-grid ui import-samples test test-slow test-all lint bench-data clean
+STUDY ?= experiments/configs/studies/default.yaml
+OPTUNA_DB ?= sqlite:///$(CURDIR)/mlflow/optuna.db
+
+study: install ## Optuna capacity study (STUDY=experiments/configs/studies/capacity.yaml for the preset)
+	$(OPTISCALE) study --config $(STUDY)
+
+dashboard: install ## optuna-dashboard on the study storage: http://127.0.0.1:8080
+	$(VENV)/bin/optuna-dashboard $(OPTUNA_DB) --host 127.0.0.1 --port 8080
+
+
+.PHONY: help install sweep-data sweep-params sweep-grid ui import-samples test test-slow test-all study dashboard lint bench-data clean

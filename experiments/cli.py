@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "experiments.commands",
     "experiments.fitting.commands",
     "experiments.sweep.commands",
+    "experiments.study.commands",
 )
 
 

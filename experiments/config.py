@@ -42,6 +42,8 @@ KEY_FIELDS = (
     "lr",
     "weight_decay",
 )
+# enter the key only when set: the reference architecture keeps the keys it always had
+OPTIONAL_KEY_FIELDS = ("blocks", "heads")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class TrainConfig:
     w_spectral: float
     w_drude: float
     lr_reference_width: int
+    blocks: int | None  # architecture knobs of build_model; None = the reference architecture
+    heads: int | None
     lr: float
     weight_decay: float
     scale_lr_with_width: bool
@@ -93,7 +97,15 @@ def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
     models = doc["models"]
     if given["model"] not in models:
         raise ValueError(f"unknown model {given['model']!r}; known: {sorted(models)}")
-    values = {"D": None, **doc["recipe"], **models[given["model"]], **doc["execution"], **given}
+    values = {
+        "D": None,
+        "blocks": None,
+        "heads": None,
+        **doc["recipe"],
+        **models[given["model"]],
+        **doc["execution"],
+        **given,
+    }
     extra = sorted(set(values) - set(FIELDS))
     if extra:
         raise ValueError(f"{path or DEFAULT_CONFIG}: unknown keys {extra}")
@@ -102,7 +114,7 @@ def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
 
 def _coerce(name: str, value):
     """Cast CLI strings and YAML numbers to the field's type."""
-    if value is None:
+    if value is None or (FIELDS[name].type.endswith("| None") and str(value).lower() in ("none", "null")):
         return None
     kind = FIELDS[name].type.split(" |")[0]
     if kind == "bool":
@@ -140,16 +152,16 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 _N_CACHE: dict[tuple, int] = {}
 
 
-def n_parameters(model: str, width: int, points: int) -> int:
-    """Trainable parameters of `build_model(model, width, points)` (built once per process)."""
-    key = (model, width, points)
+def n_parameters(model: str, width: int, points: int, blocks: int | None = None, heads: int | None = None) -> int:
+    """Trainable parameters of `build_model(model, width, points, blocks, heads)` (built once per process)."""
+    key = (model, width, points, blocks, heads)
     if key not in _N_CACHE:
         import torch
 
         from lightning_modules.optimetal import build_model, count_parameters
 
         with torch.device("meta"):  # shapes only: no memory, no initialisation
-            _N_CACHE[key] = int(count_parameters(build_model(model, width, points)))
+            _N_CACHE[key] = int(count_parameters(build_model(model, width, points, blocks, heads)))
     return _N_CACHE[key]
 
 
@@ -160,11 +172,12 @@ def resolve(cfg: TrainConfig) -> dict:
     store = GraphStore(cfg.data)
     grid = store.manifest["grid"]
     d = int(store.subset(cfg.D).size)
-    n = n_parameters(cfg.model, cfg.width, store.points)
+    arch = (cfg.blocks, cfg.heads)
+    n = n_parameters(cfg.model, cfg.width, store.points, *arch)
     # The width rule of the reference counts parameters on its own 2001-point grid: the lr of a
     # width does not depend on the grid a store was resampled to.
-    n_lr = n_parameters(cfg.model, cfg.width, REF_POINTS)
-    n_ref = n_parameters(cfg.model, cfg.lr_reference_width, REF_POINTS) if cfg.scale_lr_with_width else n_lr
+    n_lr = n_parameters(cfg.model, cfg.width, REF_POINTS, *arch)
+    n_ref = n_parameters(cfg.model, cfg.lr_reference_width, REF_POINTS, *arch) if cfg.scale_lr_with_width else n_lr
     out = dataclasses.asdict(cfg)
     out.update(
         data=str(Path(cfg.data).resolve()),
@@ -188,6 +201,7 @@ def resolve(cfg: TrainConfig) -> dict:
 def run_key(resolved: dict) -> str:
     """Deterministic id of a grid point + data + recipe (see the module docstring)."""
     payload = {"version": KEY_VERSION, **{k: resolved[k] for k in KEY_FIELDS}}
+    payload.update({k: resolved[k] for k in OPTIONAL_KEY_FIELDS if resolved.get(k) is not None})
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

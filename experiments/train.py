@@ -16,6 +16,7 @@ follow the same files: they resume from `last.ckpt` exactly when rank 0 does.
 from __future__ import annotations
 
 import fcntl
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -213,14 +214,21 @@ def train(
 
     try:
         return _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, client, run_id, resumed)
-    except BaseException:
-        if rank0:
-            client.set_tag(run_id, tracking.STATUS_TAG, "interrupted")
-            client.set_terminated(run_id, "FAILED")
+    except BaseException as err:
+        if rank0:  # a pruned trial (a callback raised optuna.TrialPruned) is a deliberate, final stop
+            pruned = _is_pruned(err)
+            client.set_tag(run_id, tracking.STATUS_TAG, "pruned" if pruned else "interrupted")
+            client.set_terminated(run_id, "KILLED" if pruned else "FAILED")
         raise
     finally:
         if lock is not None:
             lock.close()
+
+
+def _is_pruned(err: BaseException) -> bool:
+    """optuna.TrialPruned (optuna is not imported here unless a caller already did)."""
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and isinstance(err, optuna.TrialPruned)
 
 
 def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, client, run_id, resumed) -> dict:
@@ -253,6 +261,9 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         default_root_dir=workdir,
     )
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    for callback in extra_callbacks:  # a stop decided under DDP surfaces after fit (Optuna pruning)
+        if hasattr(callback, "check_pruned"):
+            callback.check_pruned()
     best_path = checkpoint.best_model_path
     tested = trainer.test(module, datamodule=dm, ckpt_path=best_path, verbose=False)[0]
     if trainer.global_rank != 0:

@@ -43,7 +43,9 @@ class SpectraModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.config = c = dict(config)
-        self.model = build_model(c["model"], int(c["width"]), int(c["grid_points"]))
+        self.model = build_model(
+            c["model"], int(c["width"]), int(c["grid_points"]), blocks=c.get("blocks"), heads=c.get("heads")
+        )
         omega = torch.linspace(float(c["grid_start"]), float(c["grid_stop"]), int(c["grid_points"]))
         self.register_buffer("omega", omega, persistent=False)
         names = ["train_loss", "val_loss", "val_loss_eps", "val_loss_drude", "test_loss"]

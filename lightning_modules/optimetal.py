@@ -132,9 +132,9 @@ class OptiMetal(nn.Module):
 class OptiMetal2B(OptiMetal):
     """Two message-passing blocks (CGConv or TransformerConv with 2 heads); edges are not updated."""
 
-    def __init__(self, width: int, points: int = 2001, conv: str = "tc", blocks: int = 2):
+    def __init__(self, width: int, points: int = 2001, conv: str = "tc", blocks: int = 2, heads: int = 2):
         super().__init__(width, points)
-        self.blocks = nn.ModuleList(ConvBlock(width, conv) for _ in range(blocks))
+        self.blocks = nn.ModuleList(ConvBlock(width, conv, heads) for _ in range(blocks))
 
     def forward(self, batch):
         x, e, _, seg_n = self.embed(batch)
@@ -148,10 +148,10 @@ class OptiMetal3B(OptiMetal):
 
     needs_triplets = True
 
-    def __init__(self, width: int, points: int = 2001, layers: int = 2):
+    def __init__(self, width: int, points: int = 2001, layers: int = 2, heads: int = 8):
         super().__init__(width, points)
         self.angle_mlp = MLP(N_ANGLE, width, width)
-        self.layers = nn.ModuleList(TripletLayer(width) for _ in range(layers))
+        self.layers = nn.ModuleList(TripletLayer(width, heads) for _ in range(layers))
 
     def forward(self, batch):
         if getattr(batch, "triplet_index", None) is None:
@@ -169,12 +169,25 @@ class OptiMetal3B(OptiMetal):
         return self.read_out(x, seg_n)
 
 
-def build_model(name: str, width: int, points: int = 2001) -> OptiMetal:
-    """One of MODEL_NAMES at width h, predicting eps on `points` frequencies."""
+def build_model(
+    name: str, width: int, points: int = 2001, blocks: int | None = None, heads: int | None = None
+) -> OptiMetal:
+    """One of MODEL_NAMES at width h, predicting eps on `points` frequencies.
+
+    Optional capacity knobs (None = the reference architecture): `blocks`, the message-passing
+    blocks of a 2B model or the triplet layers of 3B-TC (2); `heads`, the attention heads of the
+    TransformerConvs (2 in 2B-TC, 8 in 3B-TC; CGConv has none).
+    """
+    depth = {} if blocks is None else {"layers" if name == "3b-tc" else "blocks": int(blocks)}
+    if depth and int(blocks) < 1:
+        raise ValueError(f"blocks must be positive, got {blocks}")
+    if heads is not None and name == "2b-cgc":
+        raise ValueError("2b-cgc has no attention heads: leave heads unset")
+    attn = {} if heads is None else {"heads": int(heads)}
     if name == "2b-cgc":
-        return OptiMetal2B(width, points, conv="cgc")
+        return OptiMetal2B(width, points, conv="cgc", **depth)
     if name == "2b-tc":
-        return OptiMetal2B(width, points, conv="tc")
+        return OptiMetal2B(width, points, conv="tc", **depth, **attn)
     if name == "3b-tc":
-        return OptiMetal3B(width, points)
+        return OptiMetal3B(width, points, **depth, **attn)
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
