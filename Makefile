@@ -64,7 +64,11 @@ clean: ## remove caches (keeps .venv, data/ and mlflow/)
 STUDY ?= experiments/configs/studies/default.yaml
 OPTUNA_DB ?= sqlite:///$(CURDIR)/mlflow/optuna.db
 
+QUICK_STORE := data/surrogate-quick
+
 study: install ## Optuna capacity study (STUDY=experiments/configs/studies/capacity.yaml for the preset)
+	@[ "$(STUDY)" != experiments/configs/studies/default.yaml ] || \
+	  $(OPTISCALE) data generate --n 4000 --seed 0 --out $(QUICK_STORE) --grid-points 201 --quiet
 	$(OPTISCALE) study --config $(STUDY)
 
 dashboard: install ## optuna-dashboard on the study storage: http://127.0.0.1:8080
