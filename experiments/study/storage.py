@@ -9,50 +9,18 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
-from pathlib import Path
+
+from experiments.optuna_storage import default_storage  # noqa: F401  (re-exported)
+from experiments.optuna_storage import rdb_storage as _rdb_storage
 
 HEARTBEAT_S = int(os.environ.get("OPTISCALE_STUDY_HEARTBEAT_S", 10))  # a running trial beats this often
 GRACE_S = int(os.environ.get("OPTISCALE_STUDY_GRACE_S", 60))  # silent this long: its worker is dead
 MAX_RETRY = 2  # a trial of a dead worker is queued again at most this many times
 
 
-def default_storage() -> str:
-    env = os.environ.get("OPTISCALE_OPTUNA_STORAGE")
-    if env:
-        return env
-    return f"sqlite:///{(Path.cwd() / 'mlflow' / 'optuna.db').resolve()}"
-
-
 def rdb_storage(url: str):
-    """RDBStorage with heartbeats; a stale trial (its worker was killed) is failed and queued again
-    with the same parameters by `RetryHeartbeatStaleTrialCallback`. The construction is retried:
-    processes that create a fresh SQLite database at once can collide on its alembic_version row."""
-    import optuna
-    import sqlalchemy
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        engine = {"connect_args": {"timeout": 60}}
-    else:
-        engine = {"pool_pre_ping": True}
-    for attempt in range(6):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
-                    url,
-                    engine_kwargs=engine,
-                    heartbeat_interval=HEARTBEAT_S,
-                    grace_period=GRACE_S,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-                )
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
-            if attempt == 5:
-                raise
-            time.sleep(0.3 * (attempt + 1))
-    raise AssertionError("unreachable")
+    """The studies' storage: `experiments.optuna_storage.rdb_storage` with their heartbeat settings."""
+    return _rdb_storage(url, HEARTBEAT_S, GRACE_S, MAX_RETRY)
 
 
 def open_study(url: str, name: str, sampler, pruner):

@@ -11,14 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from experiments.optuna_storage import default_storage  # noqa: F401  (used by commands)
+
 from .spec import SweepSpec
 from .worker import Worker, open_study, subprocess_trainer
-
-DEFAULT_STORAGE_FILE = Path("mlflow") / "optuna.db"
-
-
-def default_storage() -> str:
-    return os.environ.get("OPTISCALE_OPTUNA_STORAGE") or f"sqlite:///{DEFAULT_STORAGE_FILE.resolve()}"
 
 
 def ensure_dataset(spec: SweepSpec, log=print) -> str:

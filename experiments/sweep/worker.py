@@ -27,9 +27,9 @@ import warnings
 from dataclasses import dataclass, field
 
 import optuna
-import sqlalchemy
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
+
+from experiments.optuna_storage import rdb_storage
 
 from .spec import Point
 
@@ -45,31 +45,9 @@ class WorkerReport:
     yielded: list[str] = field(default_factory=list)
 
 
-def rdb_storage(url: str, heartbeat: bool = True) -> RDBStorage:
-    """Optuna RDB storage; retried, since workers that create a fresh database at once can collide."""
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    beat = {}
-    if heartbeat:
-        beat = dict(
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
-        )
-    for attempt in range(6):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(url, engine_kwargs=kwargs, **beat)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
-            if attempt == 5:
-                raise
-            time.sleep(0.3 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
 def open_study(storage_url: str, study_name: str, point_ids: list[str]) -> optuna.Study:
     """Create or load the coordination study (safe to call from many workers at once)."""
-    storage = rdb_storage(storage_url)
+    storage = rdb_storage(storage_url, HEARTBEAT_S, GRACE_S, max_retry=3)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The same seed in every worker: the same grid order everywhere.
     sampler = optuna.samplers.GridSampler({"point": point_ids}, seed=0)
