@@ -246,7 +246,7 @@ def lightning_overhead(model, cfg: dict, batches, bs: int, n: int, rounds: int =
     loader = DataLoader(epoch, batch_size=None, shuffle=False, collate_fn=_identity)
     bare, light, bare_cpu, light_cpu = [], [], [], []
     for _ in range(rounds):
-        step = Stepper(model, "cpu", fused=False)  # SpectraModule's AdamW is the default one
+        step = Stepper(model, "cpu", fused=True)  # the same AdamW as SpectraModule.configure_optimizers
         bare += loader_steps(step, loader, n, bare_cpu)
         light += lightning_steps(spectra_module(model, cfg["model"], cfg["width"]), loader, n, light_cpu)
     med = statistics.median
