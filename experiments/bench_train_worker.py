@@ -39,11 +39,11 @@ def _identity(x):
 class Stepper:
     """forward + joint loss + backward + AdamW step of one model on one device, fp32 or bf16 autocast."""
 
-    def __init__(self, model, device: str, bf16: bool = False, fused: bool = True, lr: float = 1e-3):
+    def __init__(self, model, device: str, bf16: bool = False, lr: float = 1e-3):
         import torch
 
         self.model, self.device = model, device
-        self.opt = torch.optim.AdamW(model.parameters(), lr=lr, fused=fused)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=lr, fused=True)  # as SpectraModule.configure_optimizers
         self.autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
 
     def __call__(self, batch) -> None:
@@ -246,7 +246,7 @@ def lightning_overhead(model, cfg: dict, batches, bs: int, n: int, rounds: int =
     loader = DataLoader(epoch, batch_size=None, shuffle=False, collate_fn=_identity)
     bare, light, bare_cpu, light_cpu = [], [], [], []
     for _ in range(rounds):
-        step = Stepper(model, "cpu", fused=True)  # the same AdamW as SpectraModule.configure_optimizers
+        step = Stepper(model, "cpu")
         bare += loader_steps(step, loader, n, bare_cpu)
         light += lightning_steps(spectra_module(model, cfg["model"], cfg["width"]), loader, n, light_cpu)
     med = statistics.median
