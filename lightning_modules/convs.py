@@ -6,6 +6,9 @@ in the tests); only the forward is rearranged for speed on graphs with many more
   node and gathered, instead of a (3h -> h) product on every edge (3x fewer edge FLOPs);
 - TransformerConv: query, key, value and skip in one product, softmax and sum by index operations
   without MessagePassing's per-call bookkeeping.
+Both act on the edge features only through a linear map, `edge_linear()`; a caller whose edge
+features are themselves a Linear of something smaller can compose the two and pass the product as
+`edge_term` (OptiMetal2B does, saving the edge MLP's last product on every edge).
 Messages flow from edge_index[0] (source j) to edge_index[1] (target i), as in PyG.
 """
 
@@ -32,16 +35,23 @@ def segment_softmax(alpha: torch.Tensor, index: torch.Tensor, size: int) -> torc
 class FastCGConv(CGConv):
     """CGConv(channels, dim) with aggr 'add': x_i + sum_j sigmoid(z W_f) * softplus(z W_s), z = [x_i, x_j, e]."""
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+    def edge_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W, b) of the edge term W e + b (2c rows: gate then core)."""
+        k = self.lin_f.in_features - self.dim  # 2 x channels: the [x_i, x_j] columns come first
+        w = torch.cat([self.lin_f.weight[:, k:], self.lin_s.weight[:, k:]])
+        return w, torch.cat([self.lin_f.bias, self.lin_s.bias])
+
+    def forward(self, x, edge_index, edge_attr=None, edge_term=None) -> torch.Tensor:
         if self.aggr != "add":
             raise ValueError("FastCGConv implements aggr='add' only")
         h = x.shape[1]
         src, dst = edge_index
-        w = torch.cat([self.lin_f.weight, self.lin_s.weight])  # (2c, 2h + dim)
-        b = torch.cat([self.lin_f.bias, self.lin_s.bias])
-        z = F.linear(edge_attr, w[:, 2 * h :], b)
-        z = z + F.linear(x, w[:, :h]).index_select(0, dst) + F.linear(x, w[:, h : 2 * h]).index_select(0, src)
-        c2 = w.shape[0]
+        if edge_term is None:
+            edge_term = F.linear(edge_attr, *self.edge_linear())
+        wf, ws = self.lin_f.weight, self.lin_s.weight
+        x_dst, x_src = F.linear(x, torch.cat([wf[:, :h], ws[:, :h], wf[:, h : 2 * h], ws[:, h : 2 * h]])).chunk(2, 1)
+        z = edge_term + x_dst.index_select(0, dst) + x_src.index_select(0, src)
+        c2 = z.shape[1]
         f, s = z.chunk(2, dim=-1)
         msg = f.sigmoid() * F.softplus(s)
         out = msg.new_zeros(x.shape[0], c2 // 2).index_add_(0, dst, msg)
@@ -52,7 +62,13 @@ class FastCGConv(CGConv):
 class FastTransformerConv(TransformerConv):
     """TransformerConv with concat heads, edge features in keys and values, optional beta-gated root skip."""
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+    def edge_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W, b) of lin_edge, the edge term added to keys and values (PyG's lin_edge has no bias)."""
+        w = self.lin_edge.weight
+        b = self.lin_edge.bias if self.lin_edge.bias is not None else w.new_zeros(w.shape[0])
+        return w, b
+
+    def forward(self, x, edge_index, edge_attr=None, edge_term=None) -> torch.Tensor:
         if not self.concat or self.lin_edge is None or not self.root_weight:
             raise ValueError("FastTransformerConv implements concat=True, edge_dim set, root_weight=True")
         H, C = self.heads, self.out_channels
@@ -60,7 +76,7 @@ class FastTransformerConv(TransformerConv):
         w = torch.cat([self.lin_query.weight, self.lin_key.weight, self.lin_value.weight, self.lin_skip.weight])
         b = torch.cat([self.lin_query.bias, self.lin_key.bias, self.lin_value.bias, self.lin_skip.bias])
         query, key, value, skip = F.linear(x, w, b).split(H * C, dim=-1)
-        e = self.lin_edge(edge_attr)
+        e = self.lin_edge(edge_attr) if edge_term is None else edge_term
         key_j = (key.index_select(0, src) + e).view(-1, H, C)
         alpha = (query.index_select(0, dst).view(-1, H, C) * key_j).sum(-1) / math.sqrt(C)
         alpha = segment_softmax(alpha, dst, x.shape[0])

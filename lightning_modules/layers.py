@@ -59,6 +59,12 @@ class MLP(nn.Sequential):
         layers.append(nn.Linear(hidden if depth else d_in, d_out))
         super().__init__(*layers)
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The input to the last Linear (self[-1])."""
+        for layer in list(self)[:-1]:
+            x = layer(x)
+        return x
+
 
 class ElementEncoding(nn.Module):
     """Atomic numbers -> the 24-dim one-hot of periodic-table group and period."""

@@ -52,15 +52,17 @@ class ConvBlock(nn.Module):
         self.mlp = MLP(width, 6 * width, width, depth=1)
         self.norm = GraphLayerNorm(width)
 
-    def forward(self, x, edge_index, edge_attr, seg: Segments):
-        x = self.conv(x, edge_index, edge_attr)
+    def forward(self, x, edge_index, edge_attr, seg: Segments, edge_term=None):
+        x = self.conv(x, edge_index, edge_attr, edge_term)
         return self.norm(x + self.mlp(x), seg)
 
 
 class PairUpdate(nn.Module):
     """r <- graph LayerNorm(r + Linear([u_a, u_b, r])), with u_a = u[ia], u_b = u[ib] gathered rows.
 
-    Computed as (u W_a)[ia] + (u W_b)[ib] + r W_r + b: the products on u run once per row of u.
+    Computed as (u W_a)[ia] + (u W_b)[ib] + r (1 + W_r) + b: the products on u run once per row of u,
+    and the residual rides in the product on r. With `lin` given, r = lin(y) is never formed: `y`
+    is passed instead and (1 + W_r) is composed with lin's weight (one product on the rows, not two).
     """
 
     def __init__(self, width: int):
@@ -68,12 +70,17 @@ class PairUpdate(nn.Module):
         self.lin = nn.Linear(3 * width, width)
         self.norm = GraphLayerNorm(width)
 
-    def forward(self, u, ia, ib, r, seg: Segments):
+    def forward(self, u, ia, ib, r, seg: Segments, lin: nn.Linear | None = None):
         h = u.shape[1]
         w = self.lin.weight
-        upd = F.linear(r, w[:, 2 * h :], self.lin.bias)
-        upd = upd + F.linear(u, w[:, :h]).index_select(0, ia) + F.linear(u, w[:, h : 2 * h]).index_select(0, ib)
-        return self.norm(r + upd, seg)
+        w_r = w[:, 2 * h :] + torch.eye(h, dtype=w.dtype, device=w.device)
+        if lin is None:
+            upd = F.linear(r, w_r, self.lin.bias)
+        else:
+            upd = F.linear(r, w_r @ lin.weight, w_r @ lin.bias + self.lin.bias)
+        u_a, u_b = F.linear(u, torch.cat([w[:, :h], w[:, h : 2 * h]])).chunk(2, dim=1)
+        upd = upd + u_a.index_select(0, ia) + u_b.index_select(0, ib)
+        return self.norm(upd, seg)
 
 
 class TripletLayer(nn.Module):
@@ -87,10 +94,11 @@ class TripletLayer(nn.Module):
         self.line_block = ConvBlock(width, "tc", heads)
         self.atom_block = ConvBlock(width, "tc", heads)
 
-    def forward(self, x, e, a, edge_index, triplet_index, segs):
+    def forward(self, x, e, a, edge_index, triplet_index, segs, e_lin=None, a_lin=None):
+        """With e_lin / a_lin (the first layer), e and a are the hidden inputs of those Linears."""
         seg_n, seg_e, seg_t = segs
-        e = self.edge_update(x, edge_index[0], edge_index[1], e, seg_e)
-        a = self.triplet_update(e, triplet_index[0], triplet_index[1], a, seg_t)
+        e = self.edge_update(x, edge_index[0], edge_index[1], e, seg_e, e_lin)
+        a = self.triplet_update(e, triplet_index[0], triplet_index[1], a, seg_t, a_lin)
         e = self.line_block(e, triplet_index, a, seg_e)
         x = self.atom_block(x, edge_index, e, seg_n)
         return x, e, a
@@ -114,12 +122,13 @@ class OptiMetal(nn.Module):
         self.spectra_head = MLP(width, 4 * width, 2 * points)
         self.drude_head = MLP(width, width, 1)
 
-    def embed(self, batch):
+    def embed(self, batch, edge_hidden: bool = False):
+        """Node features, edge features (or, with edge_hidden, the edge MLP's last hidden layer), r, segments."""
         g = int(batch.num_graphs)
         seg_n = Segments.of(batch.batch, g)
         r = torch.linalg.vector_norm(batch.edge_vec, dim=-1)
         x = self.node_mlp(self.encode(batch.z))
-        e = self.edge_mlp(self.rbf(r))
+        e = (self.edge_mlp.hidden if edge_hidden else self.edge_mlp)(self.rbf(r))
         return x, e, r, seg_n
 
     def read_out(self, x, seg_n: Segments):
@@ -137,10 +146,19 @@ class OptiMetal2B(OptiMetal):
         self.blocks = nn.ModuleList(ConvBlock(width, conv, heads) for _ in range(blocks))
 
     def forward(self, batch):
-        x, e, _, seg_n = self.embed(batch)
-        for block in self.blocks:
-            x = block(x, batch.edge_index, e, seg_n)
+        x, y, _, seg_n = self.embed(batch, edge_hidden=True)
+        for block, term in zip(self.blocks, self.edge_terms(y), strict=True):
+            x = block(x, batch.edge_index, None, seg_n, edge_term=term)
         return self.read_out(x, seg_n)
+
+    def edge_terms(self, y):
+        """Each block's edge term W_k e + b_k with e = W y + b the edge MLP's last Linear, composed
+        into one product on y: the edges never need e itself, as they are not updated."""
+        last = self.edge_mlp[-1]
+        ws, bs = zip(*(block.conv.edge_linear() for block in self.blocks), strict=True)
+        w = torch.cat(ws)
+        terms = F.linear(y, w @ last.weight, w @ last.bias + torch.cat(bs))
+        return terms.split([len(b) for b in bs], dim=1)
 
 
 class OptiMetal3B(OptiMetal):
@@ -156,16 +174,17 @@ class OptiMetal3B(OptiMetal):
     def forward(self, batch):
         if getattr(batch, "triplet_index", None) is None:
             raise ValueError("OptiMetal3B needs triplets: build the batches with GraphDataModule(triplets=True)")
-        x, e, r, seg_n = self.embed(batch)
+        x, e, r, seg_n = self.embed(batch, edge_hidden=True)
         t = batch.triplet_index
         unit = batch.edge_vec / r.clamp_min(1e-9).unsqueeze(-1)
         cos = (unit.index_select(0, t[0]) * unit.index_select(0, t[1])).sum(-1).clamp(-1.0, 1.0)
-        a = self.angle_mlp(spherical_harmonics_m0(cos))
+        a = self.angle_mlp.hidden(spherical_harmonics_m0(cos))
         edge_graph = batch.batch[batch.edge_index[1]]
         seg_e = Segments.of(edge_graph, seg_n.size)
         seg_t = Segments.of(edge_graph.index_select(0, t[0]), seg_n.size)
-        for layer in self.layers:
-            x, e, a = layer(x, e, a, batch.edge_index, t, (seg_n, seg_e, seg_t))
+        lins = (self.edge_mlp[-1], self.angle_mlp[-1])  # composed into the first layer's updates
+        for k, layer in enumerate(self.layers):
+            x, e, a = layer(x, e, a, batch.edge_index, t, (seg_n, seg_e, seg_t), *(lins if k == 0 else ()))
         return self.read_out(x, seg_n)
 
 
