@@ -171,6 +171,10 @@ def gpu_sampler():
 def main(cfg: dict) -> dict:
     import torch
 
+    from experiments.allocator import tune_malloc
+
+    malloc = tune_malloc()
+
     from datamodules.datamodule import Collate
     from experiments.bench_train import graph_records, load_structures
     from lightning_modules.optimetal import build_model, count_parameters
@@ -205,6 +209,7 @@ def main(cfg: dict) -> dict:
     times = timed_steps(step, batches, n, sync, cpu)
     res = {"model": cfg["model"], "width": cfg["width"], "device": device, "precision": cfg["precision"]}
     res["parameters"] = count_parameters(model)
+    res["malloc"] = malloc
     res.update(summarise(times, bs))
     res["graphs_per_cpu_s_best"] = round(bs / min(cpu), 1)  # per CPU-second of all threads together
     res["cpu_pressure_pct_avg10"] = cpu_pressure()

@@ -11,6 +11,8 @@ import importlib
 import os
 import sys
 
+from experiments.allocator import tune_malloc
+
 COMMAND_MODULES = (
     "datamodules.commands",
     "lightning_modules.commands",
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    tune_malloc()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

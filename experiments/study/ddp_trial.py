@@ -17,11 +17,13 @@ def main(argv: list[str]) -> int:
     from lightning.pytorch.utilities import rank_zero_only
 
     from datamodules.atomic import atomic_write_json
+    from experiments.allocator import tune_malloc
 
     from .objective import PRUNED_EXIT, run_trial
     from .spec import StudySpec, make_pruner, make_sampler
     from .storage import rdb_storage
 
+    tune_malloc()
     payload, out = json.loads(argv[0]), argv[1]
     spec = StudySpec(**payload["spec"])
     study = optuna.load_study(
