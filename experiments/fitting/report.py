@@ -80,7 +80,7 @@ def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
     return path
@@ -125,6 +125,9 @@ def plot_fits(fits: list[dict], points, out_dir) -> list[Path]:
                 ax.axvline(f["params"]["xc"], color=colours[f["form"]], ls=":", lw=1.2)
                 ax.annotate("xc", (f["params"]["xc"], ax.get_ylim()[0]), color=colours[f["form"]], fontsize=8)
         ax.set(xscale="log", yscale="log", xlabel=s.axis, ylabel="best validation loss", title=s.label)
+        plain = plt.matplotlib.ticker.FormatStrFormatter("%.3g")  # losses span less than a decade
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
         ax.legend(fontsize=6, ncol=2, loc="lower left")
         fixed = "_".join(f"{k}{v}" for k, v in s.fixed.items())
         paths.append(_save(fig, out_dir / f"{_name(s.model, s.axis, fixed)}.png"))
