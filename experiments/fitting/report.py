@@ -137,8 +137,8 @@ def plot_fits(fits: list[dict], points, out_dir) -> list[Path]:
 def _plot_map(plt, s, fit: dict, path: Path) -> Path:
     N, D = s.cell_x
     mean, _, _ = s.stats()
-    gN = np.geomspace(N.min(), N.max(), 60)
-    gD = np.geomspace(D.min(), D.max(), 60)
+    gN = np.geomspace(N.min() / 1.25, N.max() * 1.25, 60)  # a margin: the observed cells stay inside
+    gD = np.geomspace(D.min() / 1.25, D.max() * 1.25, 60)
     mN, mD = np.meshgrid(gN, gD)
     law = FORMS[fit["form"]].predict(np.stack([mN.ravel(), mD.ravel()]), fit["params"]).reshape(mN.shape)
     fig, ax = plt.subplots(
