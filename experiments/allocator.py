@@ -17,29 +17,25 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # <malloc.h>
-_STATE = {"setting": "not applied"}
 
 
+@functools.cache
 def tune_malloc() -> str:
-    """Serve large blocks from the heap and never trim it (glibc only); returns what was done."""
-    if _STATE["setting"] != "not applied":
-        return _STATE["setting"]
+    """Serve large blocks from the heap and never trim it (glibc only, once per process); says what was done."""
     if os.environ.get("OPTISCALE_MALLOC", "").lower() == "system":
-        _STATE["setting"] = "system defaults (OPTISCALE_MALLOC=system)"
-    elif not sys.platform.startswith("linux"):
-        _STATE["setting"] = f"system defaults (not glibc: {sys.platform})"
-    else:
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            libc.gnu_get_libc_version.restype = ctypes.c_char_p
-            version = libc.gnu_get_libc_version().decode()
-            ok = libc.mallopt(M_MMAP_MAX, 0) == 1 and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
-        except (OSError, AttributeError):  # musl and others: no gnu_get_libc_version / mallopt
-            _STATE["setting"] = "system defaults (not glibc)"
-        else:
-            _STATE["setting"] = f"glibc {version}: mmap off, trim threshold 2 GiB" if ok else "mallopt refused"
-    return _STATE["setting"]
+        return "system defaults (OPTISCALE_MALLOC=system)"
+    if not sys.platform.startswith("linux"):
+        return f"system defaults (not glibc: {sys.platform})"
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version.restype = ctypes.c_char_p
+        version = libc.gnu_get_libc_version().decode()
+        ok = libc.mallopt(M_MMAP_MAX, 0) == 1 and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    except (OSError, AttributeError):  # musl and others: no gnu_get_libc_version / mallopt
+        return "system defaults (not glibc)"
+    return f"glibc {version}: mmap off, trim threshold 2 GiB" if ok else "mallopt refused"

@@ -171,14 +171,12 @@ def gpu_sampler():
 def main(cfg: dict) -> dict:
     import torch
 
-    from experiments.allocator import tune_malloc
-
-    malloc = tune_malloc()
-
     from datamodules.datamodule import Collate
+    from experiments.allocator import tune_malloc
     from experiments.bench_train import graph_records, load_structures
     from lightning_modules.optimetal import build_model, count_parameters
 
+    malloc = tune_malloc()  # before the graphs and the model are allocated
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(0)
     device, bs = cfg["device"], cfg["batch_size"]

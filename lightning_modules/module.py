@@ -54,6 +54,7 @@ class SpectraModule(L.LightningModule):
         cat = {n: CatMetric(nan_strategy="disable").set_dtype(torch.float64) for n in ("idx", *METRIC_NAMES)}
         self.per_material = torch.nn.ModuleDict(cat)
         self.test_table: dict = {}
+        self._train_sum, self._train_n = 0.0, 0  # this epoch's sum of loss x materials, and materials
 
     @property
     def needs_triplets(self) -> bool:
@@ -81,9 +82,6 @@ class SpectraModule(L.LightningModule):
             metric.update(values.detach().double(), weight)
         self.log(name, metric, on_step=False, on_epoch=True)
 
-    def on_train_epoch_start(self) -> None:
-        self._train_sum, self._train_n = 0.0, 0
-
     def training_step(self, batch, _):
         loss, _, _ = self._loss(batch)
         # a running sum, handed to the epoch metric once: a metric update and self.log per step
@@ -95,7 +93,7 @@ class SpectraModule(L.LightningModule):
         return loss
 
     def _flush_train_loss(self) -> None:
-        if getattr(self, "_train_n", 0):
+        if self._train_n:
             self._log_mean("train_loss", self._train_sum / self._train_n, self._train_n)
         self._train_sum, self._train_n = 0.0, 0
 

@@ -122,14 +122,15 @@ class OptiMetal(nn.Module):
         self.spectra_head = MLP(width, 4 * width, 2 * points)
         self.drude_head = MLP(width, width, 1)
 
-    def embed(self, batch, edge_hidden: bool = False):
-        """Node features, edge features (or, with edge_hidden, the edge MLP's last hidden layer), r, segments."""
+    def embed(self, batch):
+        """Node features, the edge MLP's last hidden layer (its last Linear is composed into the next
+        products by the subclasses), distances r and the node segments."""
         g = int(batch.num_graphs)
         seg_n = Segments.of(batch.batch, g)
         r = torch.linalg.vector_norm(batch.edge_vec, dim=-1)
         x = self.node_mlp(self.encode(batch.z))
-        e = (self.edge_mlp.hidden if edge_hidden else self.edge_mlp)(self.rbf(r))
-        return x, e, r, seg_n
+        y = self.edge_mlp.hidden(self.rbf(r))
+        return x, y, r, seg_n
 
     def read_out(self, x, seg_n: Segments):
         pooled = self.pool(x, seg_n)
@@ -146,7 +147,7 @@ class OptiMetal2B(OptiMetal):
         self.blocks = nn.ModuleList(ConvBlock(width, conv, heads) for _ in range(blocks))
 
     def forward(self, batch):
-        x, y, _, seg_n = self.embed(batch, edge_hidden=True)
+        x, y, _, seg_n = self.embed(batch)
         for block, term in zip(self.blocks, self.edge_terms(y), strict=True):
             x = block(x, batch.edge_index, None, seg_n, edge_term=term)
         return self.read_out(x, seg_n)
@@ -174,7 +175,7 @@ class OptiMetal3B(OptiMetal):
     def forward(self, batch):
         if getattr(batch, "triplet_index", None) is None:
             raise ValueError("OptiMetal3B needs triplets: build the batches with GraphDataModule(triplets=True)")
-        x, e, r, seg_n = self.embed(batch, edge_hidden=True)
+        x, e, r, seg_n = self.embed(batch)
         t = batch.triplet_index
         unit = batch.edge_vec / r.clamp_min(1e-9).unsqueeze(-1)
         cos = (unit.index_select(0, t[0]) * unit.index_select(0, t[1])).sum(-1).clamp(-1.0, 1.0)
