@@ -140,7 +140,12 @@ def parse_assignments(items: list[str]) -> dict:
     return out
 
 
+PRECISIONS = ("auto", "32-true", "bf16-mixed")  # no loss scaler: see SpectraModule.configure_gradient_clipping
+
+
 def resolve_precision(precision: str, accelerator: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: {precision!r} is not one of {list(PRECISIONS)}")
     if precision != "auto":
         return precision
     import torch

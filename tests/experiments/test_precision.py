@@ -1,0 +1,87 @@
+"""Every precision the recipe can choose trains through a real Lightning Trainer (fused AdamW + clipping)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import lightning as L
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from experiments.train import train
+
+
+class GradNorms(L.Callback):
+    """The global gradient norm the optimiser stepped with (read before the next step's zero_grad)."""
+
+    def __init__(self):
+        self.norms: list[float] = []
+
+    def on_before_zero_grad(self, trainer, pl_module, optimizer):
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        if grads:
+            self.norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+
+
+class CrashAfter(L.Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == 1:
+            raise RuntimeError("simulated crash")
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_each_precision_trains_with_the_fused_optimiser_and_clips(precision, tiny_config, store201, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    norms = GradNorms()
+    cfg = tiny_config(store201, tmp_path / "work", precision=precision, gradient_clip=1e-3, accelerator="cpu")
+    result = train(cfg, extra_callbacks=[norms], tracking_uri=uri)
+    assert result["status"] == "finished" and math.isfinite(result["best_val_loss"])
+    assert (tmp_path / "work" / "best.ckpt").is_file() and (tmp_path / "work" / "last.ckpt").is_file()
+    run = MlflowClient(uri).get_run(result["run_id"])
+    assert run.data.params["precision"] == precision
+    assert len(norms.norms) >= 4
+    assert max(norms.norms) == pytest.approx(1e-3, rel=1e-3)  # every step clipped to the recipe's norm
+
+
+def test_a_precision_with_a_loss_scaler_is_refused_before_any_run(tiny_config, store201, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(ValueError, match="precision: '16-mixed' is not one of"):
+        train(tiny_config(store201, tmp_path / "work", precision="16-mixed"), tracking_uri=uri)
+    assert not (tmp_path / "work").exists()
+
+
+def test_bf16_resumes_into_the_same_run(tiny_config, store201, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = tiny_config(store201, tmp_path / "work", precision="bf16-mixed", epochs=3, accelerator="cpu")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg, extra_callbacks=[CrashAfter()], tracking_uri=uri)
+    result = train(cfg, tracking_uri=uri)
+    assert result["status"] == "resumed" and math.isfinite(result["best_val_loss"])
+    steps = [m.step for m in MlflowClient(uri).get_metric_history(result["run_id"], "train_loss")]
+    assert sorted(steps) == [0, 1, 2]
+
+
+def test_two_process_ddp_under_bf16_mixed(store201, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "result.json"
+    args = ["--data", str(store201), "--model", "2b-tc", "--width", "16", "--seed", "3", "--epochs", "2"]
+    args += ["--batch-size", "8", "--set", "warmup_epochs=0.5", "--set", "precision=bf16-mixed"]
+    args += ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--tracking-uri", uri]
+    args += ["--workdir", str(tmp_path / "work"), "--json", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "train", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["status"] == "finished" and math.isfinite(result["best_val_loss"])
+    assert (tmp_path / "work" / "best.ckpt").is_file()
+    run = MlflowClient(uri).get_run(result["run_id"])
+    assert run.data.params["precision"] == "bf16-mixed" and run.data.params["devices"] == "2"
