@@ -113,10 +113,14 @@ class GraphDataModule(L.LightningDataModule):
         num_workers: int = 0,
         triplets: bool = False,
         seed: int = 0,
+        pin_memory: bool = False,
     ):
+        """`num_workers` > 0 builds batches (collate, triplets) in worker processes, `prefetch`
+        batches ahead each; `pin_memory` (for a GPU) lets the host-to-device copy run asynchronously."""
         super().__init__()
         self.store_path, self.D, self.batch_size = str(store), D, batch_size
         self.num_workers, self.with_triplets, self.seed = num_workers, triplets, seed
+        self.pin_memory = pin_memory
         self.store = GraphStore(self.store_path)
         self.points = self.store.points
         self.omega = self.store.omega
@@ -150,6 +154,8 @@ class GraphDataModule(L.LightningDataModule):
             collate_fn=self.collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            prefetch_factor=4 if self.num_workers > 0 else None,
+            pin_memory=self.pin_memory,
         )
 
     def train_dataloader(self) -> DataLoader:

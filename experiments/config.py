@@ -72,7 +72,8 @@ class TrainConfig:
     accelerator: str
     devices: int
     strategy: str
-    num_workers: int
+    num_workers: str  # "auto" (0 on CPU, up to 4 on a GPU) or a count of DataLoader workers
+    compile: str  # "auto" (on CUDA), "true" or "false": torch.compile(dynamic=True) of the model
     workdir: str | None
 
 
@@ -143,15 +144,48 @@ def parse_assignments(items: list[str]) -> dict:
 PRECISIONS = ("auto", "32-true", "bf16-mixed")  # no loss scaler: see SpectraModule.configure_gradient_clipping
 
 
+def on_gpu(accelerator: str) -> bool:
+    """Whether a run with this accelerator setting trains on a CUDA device."""
+    if accelerator in ("gpu", "cuda"):
+        return True
+    if accelerator != "auto":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def resolve_precision(precision: str, accelerator: str) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision: {precision!r} is not one of {list(PRECISIONS)}")
     if precision != "auto":
         return precision
+    return "bf16-mixed" if on_gpu(accelerator) else "32-true"
+
+
+def resolve_num_workers(value: str, accelerator: str) -> int:
+    """DataLoader workers: on a GPU, collate (triplets included) runs beside the step, not before it;
+    on CPU the step's threads would compete with the workers (0 was faster on 2 cores)."""
+    if str(value) != "auto":
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError(f"num_workers: {value!r} is not 'auto' or a count") from None
+        if n < 0:
+            raise ValueError(f"num_workers: {n} is negative")
+        return n
+    if not on_gpu(accelerator):
+        return 0
     import torch
 
-    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    return "bf16-mixed" if gpu else "32-true"
+    return max(1, min(4, torch.get_num_threads()))  # the sweep gives each packed point its share of threads
+
+
+def resolve_compile(value: str, accelerator: str) -> bool:
+    v = str(value).lower()
+    if v not in ("auto", "true", "false"):
+        raise ValueError(f"compile: {value!r} is not auto, true or false")
+    return on_gpu(accelerator) if v == "auto" else v == "true"
 
 
 _N_CACHE: dict[tuple, int] = {}
@@ -198,6 +232,8 @@ def resolve(cfg: TrainConfig) -> dict:
         cutoff=float(store.manifest["cutoff"]),
         threebody_cutoff=float(store.manifest["threebody_cutoff"]),
         precision=resolve_precision(cfg.precision, cfg.accelerator),
+        num_workers=resolve_num_workers(cfg.num_workers, cfg.accelerator),
+        compile=resolve_compile(cfg.compile, cfg.accelerator),
     )
     out["run_key"] = run_key(out)
     return out

@@ -31,7 +31,8 @@ from datamodules.datamodule import GraphDataModule
 from lightning_modules.module import SpectraModule
 
 from . import tracking
-from .config import TrainConfig, dump, load_config, resolve
+from .config import TrainConfig, dump, load_config, on_gpu, resolve
+from .monitor import ThroughputMonitor
 
 PARAM_LIMIT = 500  # characters of an MLflow param value
 # the work dir also holds config.yaml and state.json: not a sign of a stale checkpoint directory
@@ -238,9 +239,10 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         cfg.data,
         D=resolved["D"],
         batch_size=cfg.batch_size // world,
-        num_workers=cfg.num_workers,
+        num_workers=resolved["num_workers"],
         triplets=module.needs_triplets,
         seed=cfg.seed,
+        pin_memory=on_gpu(cfg.accelerator),
     )
     checkpoint, last = checkpoint_callbacks(workdir)
     trainer = L.Trainer(
@@ -252,7 +254,7 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         # clipping: SpectraModule.configure_gradient_clipping (the fused optimiser under bf16-mixed)
         use_distributed_sampler=False,
         logger=logger,
-        callbacks=[checkpoint, last, EpochPrinter(), *extra_callbacks],
+        callbacks=[checkpoint, last, EpochPrinter(), ThroughputMonitor(), *extra_callbacks],
         num_sanity_val_steps=0,
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -55,6 +55,7 @@ class SpectraModule(L.LightningModule):
         self.per_material = torch.nn.ModuleDict(cat)
         self.test_table: dict = {}
         self._train_sum, self._train_n = 0.0, 0  # this epoch's sum of loss x materials, and materials
+        self.__dict__["_compiled"] = None  # set by setup("fit") when the recipe compiles
 
     @property
     def needs_triplets(self) -> bool:
@@ -62,8 +63,19 @@ class SpectraModule(L.LightningModule):
 
     def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """eps (G, P, 2) [Re, Im] and drude (G,), in float32 also under bf16 autocast."""
-        eps, drude = self.model(batch)
+        model = self.model if self._compiled is None else self._compiled
+        eps, drude = model(batch)
         return eps.float(), drude.float()
+
+    def setup(self, stage: str) -> None:
+        """Compile for training (the recipe's `compile`); dynamic shapes, since every batch differs
+        in atoms, edges and triplets. Kept out of the module tree, so checkpoints hold the plain
+        model's keys; testing and prediction run the eager model on the same weights."""
+        if stage == "fit" and self.config.get("compile") and self._compiled is None:
+            self.__dict__["_compiled"] = torch.compile(self.model, dynamic=True)
+
+    def teardown(self, stage: str) -> None:
+        self.__dict__["_compiled"] = None
 
     def _loss(self, batch):
         eps, drude = self(batch)

@@ -45,6 +45,21 @@ def test_each_precision_trains_with_the_fused_optimiser_and_clips(precision, tin
     assert run.data.params["precision"] == precision
     assert len(norms.norms) >= 4
     assert max(norms.norms) == pytest.approx(1e-3, rel=1e-3)  # every step clipped to the recipe's norm
+    rates = MlflowClient(uri).get_metric_history(result["run_id"], "graphs_per_s")
+    assert [m.step for m in rates] == [0, 1] and all(m.value > 0 for m in rates)
+
+
+def test_a_compiled_run_trains_and_checkpoints_the_plain_model(tiny_config, store201, tmp_path):
+    from lightning_modules.module import SpectraModule
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = tiny_config(store201, tmp_path / "work", model="2b-cgc", compile="true", epochs=1, accelerator="cpu")
+    result = train(cfg, tracking_uri=uri)
+    assert result["status"] == "finished" and math.isfinite(result["best_val_loss"])
+    assert MlflowClient(uri).get_run(result["run_id"]).data.params["compile"] == "True"
+    state = torch.load(tmp_path / "work" / "best.ckpt", weights_only=False)["state_dict"]
+    assert all(k.startswith(("model.", "means.", "per_material.")) for k in state), sorted(state)[:5]
+    SpectraModule.load_from_checkpoint(tmp_path / "work" / "best.ckpt", map_location="cpu")
 
 
 def test_a_precision_with_a_loss_scaler_is_refused_before_any_run(tiny_config, store201, tmp_path):
