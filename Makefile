@@ -7,7 +7,9 @@ OPTISCALE := $(VENV)/bin/optiscale
 SAMPLES ?= ../shared/samples/optimetal
 STORE ?= data/samples
 PRESET ?= quick
-WORKERS ?= 1
+WORKERS ?=
+PACK ?= auto
+SWEEP_OPTS = --pack $(PACK) $(if $(WORKERS),--workers $(WORKERS))
 MLFLOW_DB := sqlite:///$(CURDIR)/mlflow/mlflow.db
 export MLFLOW_DISABLE_TELEMETRY := true
 
@@ -25,14 +27,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed ## create .venv: torch==2.13.0 first, then the project and its tools
 
-sweep-data: install ## main job: data-scaling study (PRESET=quick|paper|FILE, WORKERS=K), fit, report
-	$(OPTISCALE) sweep --preset $(PRESET) --axis D --workers $(WORKERS)
+sweep-data: install ## main job: data-scaling study (PRESET=quick|paper|FILE, PACK=K per device, WORKERS=N), fit, report
+	$(OPTISCALE) sweep --preset $(PRESET) --axis D $(SWEEP_OPTS)
 
-sweep-params: install ## parameter-scaling study (PRESET, WORKERS), fit, report
-	$(OPTISCALE) sweep --preset $(PRESET) --axis N --workers $(WORKERS)
+sweep-params: install ## parameter-scaling study (PRESET, PACK, WORKERS), fit, report
+	$(OPTISCALE) sweep --preset $(PRESET) --axis N $(SWEEP_OPTS)
 
-sweep-grid: install ## the 2-D (N, D) study (PRESET, WORKERS), fit, report
-	$(OPTISCALE) sweep --preset $(PRESET) --axis ND --workers $(WORKERS)
+sweep-grid: install ## the 2-D (N, D) study (PRESET, PACK, WORKERS), fit, report
+	$(OPTISCALE) sweep --preset $(PRESET) --axis ND $(SWEEP_OPTS)
 
 ui: install ## MLflow UI on the local tracking store: http://127.0.0.1:5000
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_DB) --host 127.0.0.1 --port 5000

@@ -7,7 +7,12 @@ def register(cli) -> None:
     p = cli.command("sweep", "train every grid point of a sweep axis (resumable, shareable), then fit")
     p.add_argument("--preset", default="quick", help="preset name (quick, paper) or a sweep YAML file")
     p.add_argument("--axis", required=True, choices=("D", "N", "ND"), help="data, parameter or 2-D scaling")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument(
+        "--workers", type=int, default=None, help="worker processes on this machine in all (overrides --pack)"
+    )
+    p.add_argument(
+        "--pack", default="auto", help="grid points trained at once per device (auto: by width and memory; 1 on CPU)"
+    )
     p.add_argument("--storage", default=None, help="Optuna RDB URL shared by the workers (default: SQLite in mlflow/)")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: SQLite in mlflow/)")
     p.add_argument("--devices", default=None, help="devices per grid point (passed to `optiscale train`)")
@@ -40,12 +45,15 @@ def cmd_sweep(args) -> int:
             args.storage or default_storage(),
             args.tracking_uri or default_tracking_uri(),
             extra,
+            threads=args.threads,
         )
         print(f"[sweep] worker done: trained {len(report.trained)}, failed {len(report.failed)}")
         for pid, why in report.failed.items():
             print(f"  failed {pid}: {why}")
         return 1 if report.failed else 0
-    summary = run_sweep(spec, args.axis, args.workers, args.storage, args.tracking_uri, extra, fit=not args.no_fit)
+    summary = run_sweep(
+        spec, args.axis, args.workers, args.storage, args.tracking_uri, extra, fit=not args.no_fit, pack=args.pack
+    )
     print(
         f"[sweep] {summary['experiment']}: {summary['finished']}/{summary['points']} points finished"
         + (f", duplicated {summary['duplicated']}" if summary["duplicated"] else "")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from experiments.optuna_storage import default_storage  # noqa: F401  (used by commands)
 
+from .forked import forked_trainer
+from .packing import plan_slots
 from .spec import SweepSpec
 from .worker import Worker, open_study, subprocess_trainer
 
@@ -44,32 +46,36 @@ def data_hash(store: str) -> str:
     return GraphStore(store).manifest["content_hash"]
 
 
-def worker_threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
-
-
 def run_worker(
     spec: SweepSpec, axis: str, store: str, storage: str, tracking_uri: str, extra_args=(), threads=None, log=print
 ):
-    """One worker of one axis, in this process; each point trains in a subprocess with `threads` threads."""
+    """One worker of one axis, in this process; each point trains with `threads` threads in a process
+    forked from a warm server, or in an `optiscale train` subprocess when it runs DDP itself."""
     points = spec.points(axis)
     study = open_study(storage, spec.study_name(axis, data_hash(store)), [p.id for p in points])
     tags = {"optiscale.sweep": spec.name, "optiscale.axis": axis, "optiscale.study": study.study_name}
-    trainer = subprocess_trainer(store, spec.recipe, tracking_uri, spec.experiment(axis), tags, extra_args, threads)
+    experiment = spec.experiment(axis)
+    if extra_args:  # --devices/--strategy: Lightning relaunches the training command for DDP
+        trainer = subprocess_trainer(store, spec.recipe, tracking_uri, experiment, tags, extra_args, threads)
+    else:
+        trainer = forked_trainer(store, spec.recipe, tracking_uri, experiment, tags, threads)
     return Worker(study, points, trainer, log=log).run()
 
 
 def run_sweep(
     spec: SweepSpec,
     axis: str,
-    workers: int = 1,
+    workers: int | None = None,
     storage: str | None = None,
     tracking_uri: str | None = None,
     extra_args=(),
     fit: bool = True,
     log=print,
+    pack: str | int = "auto",
 ) -> dict:
-    """Train every point of one axis (with `workers` local workers), then fit and report."""
+    """Train every point of one axis with local workers (`workers` in all, else `pack` per device:
+    experiments.sweep.packing), then fit and report."""
+    from experiments import tracking
     from experiments.tracking import default_tracking_uri
 
     storage = storage or default_storage()
@@ -78,15 +84,26 @@ def run_sweep(
         Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     store = ensure_dataset(spec, log)
     points = spec.points(axis)
-    log(f"[sweep] {spec.name} along {axis}: {len(points)} points, {workers} worker(s); Optuna {storage}")
-    threads = worker_threads(workers) if workers > 1 else None
+    slots = plan_slots(points, spec.recipe, workers, pack)
+    where = "CPU" if slots[0].device is None else "GPU " + ",".join(sorted({s.device for s in slots}))
+    log(
+        f"[sweep] {spec.name} along {axis}: {len(points)} points, {len(slots)} worker(s) on {where}, "
+        f"{slots[0].threads} thread(s) each; Optuna {storage}"
+    )
     open_study(storage, spec.study_name(axis, data_hash(store)), [p.id for p in points])  # created once, here
-    if workers == 1:
+    client = tracking.client_for(tracking_uri)  # the tracking store and experiment too, before any worker
+    tracking.experiment_id(client, spec.experiment(axis), tracking_uri)
+    if len(slots) == 1 and slots[0].device is None:
         reports = [run_worker(spec, axis, store, storage, tracking_uri, extra_args, log=log)]
     else:
         cmd = [sys.executable, "-m", "experiments.cli", "sweep", "--preset", spec.source, "--axis", axis]
-        cmd += ["--worker-only", "--storage", storage, "--tracking-uri", tracking_uri, "--threads", str(threads)]
-        procs = [subprocess.Popen(cmd + list(extra_args)) for _ in range(workers)]
+        cmd += ["--worker-only", "--storage", storage, "--tracking-uri", tracking_uri]
+        procs = []
+        for slot in slots:
+            env = dict(os.environ, OMP_NUM_THREADS=str(slot.threads))
+            if slot.device is not None:
+                env["CUDA_VISIBLE_DEVICES"] = slot.device
+            procs.append(subprocess.Popen([*cmd, "--threads", str(slot.threads), *extra_args], env=env))
         codes = [p.wait() for p in procs]
         if any(codes):
             log(f"[sweep] worker exit codes: {codes}")

@@ -159,3 +159,40 @@ def test_two_workers_share_a_sweep_through_postgresql_and_an_mlflow_server(store
         reports = [r for r in runs if r.data.tags.get("optiscale.kind") == "report"]
         assert len(reports) == 1 and reports[0].info.status == "FINISHED"
         assert (tmp_path / "reports" / "t-D" / "fits.json").exists()
+
+
+def test_packed_sweep_trains_two_points_at_once_with_one_run_per_point(store201, tmp_path):
+    """--pack 2 on a CPU: two workers, threads split, each point forked from a warm server once."""
+    spec = sweep_file(tmp_path, store201, D=(8, 16), seeds=(1, 2), epochs=1)
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    storage = f"sqlite:///{tmp_path / 'mlflow' / 'optuna.db'}"
+    env = {**env_for(tmp_path), "OMP_NUM_THREADS": "2"}
+    args = ("--storage", storage, "--tracking-uri", uri, "--no-fit", "--pack", "2")
+    proc = subprocess.run(sweep_cmd(spec, *args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "2 worker(s) on CPU" in proc.stdout and "4/4 points finished" in proc.stdout
+    runs = all_runs(uri, "t-D")
+    assert finished_per_point(runs) == {f"2b-tc|w8|D{d}|s{s}": 1 for d in (8, 16) for s in (1, 2)}
+    assert len(runs) == 4  # nothing trained twice, no failed leftovers
+    starts = sorted((r.info.start_time, r.info.end_time) for r in runs)
+    assert any(b[0] < a[1] for a, b in zip(starts, starts[1:], strict=False))  # two points overlapped in time
+    again = subprocess.run(sweep_cmd(spec, *args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "4/4 points finished" in again.stdout
+    assert len(all_runs(uri, "t-D")) == 4
+
+
+def test_pack_and_workers_are_checked(store201, tmp_path):
+    from experiments.sweep.packing import auto_pack, plan_slots
+    from experiments.sweep.spec import Point
+
+    with pytest.raises(ValueError, match="--pack: 9 is not between 1 and 8"):
+        plan_slots([], {"accelerator": "cpu"}, pack="9")
+    with pytest.raises(ValueError, match="--pack: 'x' is not 'auto'"):
+        plan_slots([], {"accelerator": "cpu"}, pack="x")
+    slots = plan_slots([], {"accelerator": "cpu"}, pack="2")
+    assert [s.device for s in slots] == [None, None] and all(s.threads >= 1 for s in slots)
+    small, big = Point("2b-tc", 64, 100, 1), Point("3b-tc", 1024, 100, 1)
+    assert auto_pack([small], 256, free_gib=139.0, cores=16) == 4
+    assert auto_pack([small, big], 256, free_gib=139.0, cores=16) == 2  # the widest point decides
+    assert auto_pack([big], 256, free_gib=20.0, cores=16) == 1  # memory caps it
+    assert auto_pack([small], 256, free_gib=139.0, cores=2) == 1  # two cores per packed point

@@ -1,0 +1,24 @@
+"""What a forked point process runs (imported once by the fork server: the heavy imports live here)."""
+
+from __future__ import annotations
+
+import lightning  # noqa: F401  (preloaded by the fork server)
+import torch
+import torch_geometric  # noqa: F401
+
+import mlflow  # noqa: F401
+from datamodules.atomic import atomic_write_json
+from experiments.allocator import tune_malloc
+from experiments.train import train
+
+
+def train_point(config: dict, tracking_uri: str, experiment: str, tags: dict, threads: int | None, out: str) -> None:
+    """Train one grid point and write its result (or its error, in one line) to `out`."""
+    tune_malloc()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        result = train(config, tracking_uri=tracking_uri, experiment=experiment, tags=tags)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
+        result = {"error": f"{type(err).__name__}: {err}"}
+    atomic_write_json(out, result)
