@@ -21,6 +21,10 @@ def register(cli) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON object")
     p.set_defaults(func=cmd_info)
 
+    p = cli.command("verify", "check every shard's sha256 and every record of a store; list what is wrong", DATA)
+    p.add_argument("store")
+    p.set_defaults(func=cmd_verify)
+
     p = cli.command("ls", "material ids of a store, one per line", DATA)
     p.add_argument("store")
     p.add_argument("--split", choices=("train", "val", "test"))
@@ -179,6 +183,19 @@ def cmd_info(args) -> int:
     print(f"grid         {g['start']}-{g['stop']} eV, {g['points']} points")
     print(f"cutoffs      {d['cutoff']} Å (two-body), {d['threebody_cutoff']} Å (three-body)")
     print(f"content hash {d['content_hash']}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .integrity import verify_store
+
+    problems, n_shards, n_materials = verify_store(args.store)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"optiscale: error: {args.store}: {len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"{args.store}: {n_shards} shards, {n_materials} materials: ok")
     return 0
 
 

@@ -130,6 +130,8 @@ class GraphDataModule(L.LightningDataModule):
             "val": self.store.indices("val"),
             "test": self.store.indices("test"),
         }
+        # checksums of the shards in use, here (one clear error before training; workers inherit the result)
+        self.store.verify(np.concatenate(list(self.subsets.values())))
 
     @property
     def content_hash(self) -> str:

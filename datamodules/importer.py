@@ -3,8 +3,10 @@
 `build_store` is the one engine behind `optiscale data import` (published records) and the
 surrogate generator: a list of picklable items is cut into chunks; each chunk is loaded by a
 `load_chunk(items)` function yielding `(source, Material | RecordError)`, turned into graphs and
-written as one shard (atomically, the .json last). A rerun skips finished shards. When all shards
-exist, the index, the split and the manifest are written; the manifest last.
+written as one shard (atomically, the .json last). A rerun skips finished shards whose .bin matches
+the sha256 in their .json and rebuilds the others (a complete store with a damaged shard is
+repaired). When all shards exist, the index, the split and the manifest are written; the manifest
+last. If every record is rejected, nothing is left behind and ValueError says why.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from .atomic import atomic_write_bytes, atomic_write_json
 from .graphs import CUTOFF, THREEBODY_CUTOFF, GraphError, build_graph
 from .grid import REFERENCE_GRID, Grid, resample
+from .integrity import shard_path, shard_problem
 from .records import Material, RecordError, RecordRef, read_h5_record, read_json_record, release_split
 from .splits import split_by_composition, subset_order
 from .store import FORMAT_VERSION, SPLIT_CODE, SPLITS, pack
@@ -54,8 +57,7 @@ def load_published(refs: list[RecordRef]):
             h5.close()
 
 
-def _shard_path(out: Path, k: int, suffix: str) -> Path:
-    return out / "shards" / f"shard-{k:05d}.{suffix}"
+_shard_path = shard_path
 
 
 def _build_chunk(args) -> tuple[int, int, int]:
@@ -105,8 +107,10 @@ def build_store(
     chunk_size: int = 512,
     progress: bool = True,
     force: bool = False,
+    allow_empty: bool = False,
 ) -> dict:
-    """Build (or finish) the store at `out`; returns its manifest."""
+    """Build (or finish) the store at `out`; returns its manifest. Unless `allow_empty`, a build in which
+    every record is rejected raises ValueError and leaves nothing behind."""
     out = Path(out)
     plan = {
         "format_version": FORMAT_VERSION,
@@ -119,7 +123,10 @@ def build_store(
         "split_seed": split_seed,
         "chunk_size": chunk_size,
     }
+    if not items:
+        raise ValueError(f"{out}: nothing to build (no records); nothing was written")
     plan_file = out / "import-plan.json"
+    created = not out.exists()
     if force and out.exists():
         for name in ("manifest.json", "import-plan.json", "shards", "index"):
             p = out / name
@@ -132,8 +139,14 @@ def build_store(
                 f"{out} holds a store built with other sources or settings (differs in: {', '.join(changed)}); "
                 "use a new --out directory or --force to rebuild"
             )
+        damaged = _damaged_shards(out, range(-(-len(items) // chunk_size)))
         if (out / "manifest.json").exists():
-            return json.loads((out / "manifest.json").read_text())
+            if not damaged:
+                return json.loads((out / "manifest.json").read_text())
+            (out / "manifest.json").unlink()  # incomplete until the damaged shards are rebuilt
+        for k, problem in damaged:
+            print(f"optiscale: {out}: shards/{problem}; rebuilding shard {k}", file=sys.stderr)
+            _shard_path(out, k, "json").unlink(missing_ok=True)
     elif out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} exists and is not an optiscale store; choose an empty or new directory")
     atomic_write_json(plan_file, plan)
@@ -157,7 +170,36 @@ def build_store(
         if workers > 1:
             pool.terminate()
         bar.close()
-    return _finalize(out, plan, [k for k, _ in chunks], split_seed)
+    try:
+        return _finalize(out, plan, [k for k, _ in chunks], split_seed, allow_empty)
+    except NoMaterials:
+        _discard(out, created)
+        raise
+
+
+class NoMaterials(ValueError):
+    """Every record was rejected: no store is written."""
+
+
+def _damaged_shards(out: Path, shard_ids) -> list[tuple[int, str]]:
+    """(k, problem) of the finished shards (those with a .json) whose .bin does not match its record."""
+    found = []
+    for k in shard_ids:
+        if _shard_path(out, k, "json").exists():
+            problem = shard_problem(out, k)
+            if problem:
+                found.append((k, problem))
+    return found
+
+
+def _discard(out: Path, created: bool) -> None:
+    """Remove what `build_store` wrote at `out` (and `out` itself if this call created it)."""
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for name in ("manifest.json", "import-plan.json", "shards", "index"):
+        p = out / name
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 def _progress(total, done, enabled, desc):
@@ -166,7 +208,7 @@ def _progress(total, done, enabled, desc):
     return tqdm(total=total, initial=done, disable=not enabled or None, desc=desc, unit="rec", file=sys.stderr)
 
 
-def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int) -> dict:
+def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int, allow_empty: bool = False) -> dict:
     """Write the index (split, nested train order) and, last, the manifest."""
     rows, rejected, hashes, seen = [], [], [], {}
     for k in shard_ids:
@@ -181,6 +223,11 @@ def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int) -> d
                 continue
             seen[m["mat_id"]] = m["source"]
             rows.append((k, m))
+    if not rows and not allow_empty:
+        first = f" (e.g. {rejected[0]['source']}: {rejected[0]['reason']})" if rejected else ""
+        raise NoMaterials(
+            f"{out}: no usable materials: all {plan['n_items']} records were rejected{first}; nothing was written"
+        )
     formulas = np.array([m["formula"] for _, m in rows], dtype=str)
     hint = np.array([SPLIT_CODE[m["split"]] if m["split"] else -1 for _, m in rows], dtype=np.int8)
     fixed: dict[str, str] = {}  # a composition the release already placed stays in that split

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .graphs import Graph
+from .integrity import REPAIR_HINT, fd_problem, record_problem, recorded_sha256, shard_path
 
 SPLITS = ("train", "val", "test")
 SPLIT_CODE = {s: i for i, s in enumerate(SPLITS)}
@@ -94,6 +95,7 @@ class GraphStore:
         self.shard, self.offset = load("shard"), load("offset")
         self.n_atoms, self.n_edges, self.split = load("n_atoms"), load("n_edges"), load("split")
         self._files: dict[int, int] = {}
+        self._verified: set[int] = set()  # shards whose sha256 matched their record in this process
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -109,18 +111,51 @@ class GraphStore:
             self._files, self._pid = {}, os.getpid()
         fd = self._files.get(shard)
         if fd is None:
-            fd = os.open(self.path / "shards" / f"shard-{shard:05d}.bin", os.O_RDONLY)
+            path = shard_path(self.path, shard, "bin")
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError as err:
+                raise StoreError(
+                    f"{self.path}: shards/{path.name} cannot be opened ({err.strerror}); {REPAIR_HINT}"
+                ) from None
+            if shard not in self._verified:
+                try:
+                    self._check(shard, fd, path.name)
+                except BaseException:
+                    os.close(fd)
+                    raise
             self._files[shard] = fd
         return fd
 
+    def _check(self, shard: int, fd: int, name: str) -> None:
+        expected, problem = recorded_sha256(self.path, shard)
+        problem = problem or fd_problem(fd, name, expected)
+        if problem:
+            raise StoreError(f"{self.path}: shards/{problem}; {REPAIR_HINT}")
+        self._verified.add(shard)
+
+    def verify_shard(self, shard: int) -> None:
+        """Raise StoreError unless shard's .bin matches the sha256 of its .json (hashed once per process)."""
+        self._fd(shard)
+
+    def verify(self, indices: np.ndarray | None = None) -> None:
+        """Check the shards holding materials `indices` (default: all), each once per process."""
+        shards = np.asarray(self.shard) if indices is None else np.asarray(self.shard)[np.asarray(indices)]
+        for k in np.unique(shards).tolist():
+            self.verify_shard(int(k))
+
     def read(self, i: int) -> dict[str, np.ndarray]:
-        """Arrays of material i (see `unpack`)."""
+        """Arrays of material i (see `unpack`); StoreError if the shard or the record is corrupt."""
         n, e = int(self.n_atoms[i]), int(self.n_edges[i])
         size = blob_nbytes(n, e, self.points)
         buf = os.pread(self._fd(int(self.shard[i])), size, int(self.offset[i]))
         if len(buf) != size:
             raise StoreError(f"{self.path}: shard {int(self.shard[i])} is truncated at material {i}")
-        return unpack(buf, n, e, self.points)
+        rec = unpack(buf, n, e, self.points)
+        problem = record_problem(rec)
+        if problem:
+            raise StoreError(f"{self.path}: record {i} ({self.mat_ids()[i]}): {problem}")
+        return rec
 
     def indices(self, split: str) -> np.ndarray:
         """Global indices of a whole split, in store order."""

@@ -1,7 +1,9 @@
 """MLflow: the default store, experiments with an explicit artifact location, runs by run key.
 
 Default tracking URI: `$OPTISCALE_TRACKING_URI`, else `sqlite:///<cwd>/mlflow/mlflow.db` (absolute),
-whose artifacts live in `<cwd>/mlflow/artifacts/`. Everything here runs on rank 0 only.
+whose artifacts live in `<cwd>/mlflow/artifacts/`. A SQLite store is created once, serialised
+between processes (`sqlite_store`). Everything here runs on rank 0 only; `RunLogger` (Lightning)
+lives in `run_logger` and is imported on first use.
 """
 
 from __future__ import annotations
@@ -9,11 +11,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lightning.pytorch.loggers import MLFlowLogger
-from lightning.pytorch.utilities import rank_zero_only
+from . import sqlite_store
 
 RUN_KEY_TAG = "run_key"
 STATUS_TAG = "optiscale.status"
+KIND_TAG = "optiscale.kind"  # set on runs that are not grid points: "report", "study-report"
+
+
+def __getattr__(name: str):
+    if name == "RunLogger":  # needs Lightning (seconds to import): loaded on first use only
+        from .run_logger import RunLogger
+
+        return RunLogger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_tracking_uri() -> str:
@@ -32,10 +42,10 @@ def artifact_location(tracking_uri: str) -> str | None:
 
 
 def client_for(tracking_uri: str):
+    """An MlflowClient; a SQLite store is created first, once, under a file lock (see `sqlite_store`)."""
     from mlflow.tracking import MlflowClient
 
-    if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    sqlite_store.ensure(tracking_uri, artifact_location(tracking_uri))
     return MlflowClient(tracking_uri)
 
 
@@ -66,37 +76,3 @@ def seen_steps(client, run_id: str) -> set[tuple[str, int]]:
     """(metric, step) pairs already logged to a run."""
     run = client.get_run(run_id)
     return {(k, m.step) for k in run.data.metrics for m in client.get_metric_history(run_id, k)}
-
-
-class RunLogger(MLFlowLogger):
-    """Lightning's MLflow logger, adapted to one run per grid point:
-
-    - metrics are logged with step = epoch, and a (metric, step) pair already in the run is never
-      logged again (a resumed run repeats no epoch);
-    - hyperparameters are logged by `train` (the flat resolved config), not from the module;
-    - the run is marked FINISHED by `train` after testing and artifacts, not at the end of `fit`;
-      a failure marks it FAILED (and leaves it resumable).
-    """
-
-    def __init__(self, *args, seen: set[tuple[str, int]] = (), **kwargs):
-        super().__init__(*args, **kwargs)
-        self._seen = set(seen)
-
-    @rank_zero_only
-    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
-        metrics = dict(metrics)
-        epoch = metrics.pop("epoch", None)
-        step = int(epoch) if epoch is not None else int(step or 0)
-        fresh = {k: v for k, v in metrics.items() if (k, step) not in self._seen}
-        self._seen.update((k, step) for k in fresh)
-        if fresh:
-            super().log_metrics(fresh, step)
-
-    @rank_zero_only
-    def log_hyperparams(self, params) -> None:
-        pass
-
-    @rank_zero_only
-    def finalize(self, status: str = "success") -> None:
-        if status != "success" and self._initialized:
-            self.experiment.set_terminated(self.run_id, "FAILED")

@@ -85,6 +85,8 @@ def generate(n: int, seed: int, out, settings: OpticsSettings | None = None, **s
     """`optiscale data generate`: n distinct surrogate materials into the store at `out`."""
     from ..importer import build_store
 
+    if n < 1:
+        raise ValueError(f"{out}: --n must be at least 1 (got {n}); nothing was written")
     settings = settings or OpticsSettings()
 
     specs = draw_specs(n, seed)

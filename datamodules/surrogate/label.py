@@ -79,4 +79,5 @@ def label(files: list[str], out, settings: OpticsSettings | None = None, **store
     plan = {"kind": "surrogate-label", "surrogate_version": SURROGATE_VERSION, "sources": paths,
             "optics": settings.as_dict()}  # fmt: skip
     store_kwargs.setdefault("chunk_size", 64)
+    store_kwargs.setdefault("allow_empty", True)  # kept as before: an all-rejected label run writes an empty store
     return build_store(out, paths, partial(load_labelled, settings=settings), plan, **store_kwargs)

@@ -12,7 +12,11 @@ def register(cli) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--experiment", metavar="NAME", help="MLflow experiment whose FINISHED runs are read")
     src.add_argument("--csv", metavar="FILE", help="CSV with columns model,D,N,seed,val_loss (extra ignored)")
-    p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default sqlite:///mlflow/mlflow.db)")
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default $OPTISCALE_TRACKING_URI, else sqlite:///<cwd>/mlflow/mlflow.db)",
+    )
     p.add_argument("--method", choices=("paper", "robust", "both"), default="both")
     p.add_argument("--axis", choices=("D", "N", "ND", "all"), default="all", help="fits along D, N, over (N, D)")
     p.add_argument("--forms", default=None, help="comma-separated subset of the forms (default: all)")

@@ -12,7 +12,6 @@ import math
 from pathlib import Path
 
 COLUMNS = ("model", "D", "N", "seed", "val_loss")
-DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
 
 
 def _count(value, what: str) -> int:
@@ -111,19 +110,27 @@ def read_mlflow(experiment: str, tracking_uri: str | None = None) -> tuple[list[
 
     Uses params model, D, n_parameters (-> N), seed and metric best_val_loss (-> val_loss). Runs that
     are not FINISHED, lack one of these or hold a bad value are skipped with the reason. Of several
-    finished runs of one (model, D, N, seed), the latest is kept and the others are skipped.
+    finished runs of one (model, D, N, seed), the latest is kept and the others are skipped. Runs
+    tagged `optiscale.kind` (a sweep's or study's own report run) are not grid points: left out.
+    `tracking_uri` defaults to `experiments.tracking.default_tracking_uri()`.
     """
-    from mlflow.tracking import MlflowClient
+    from experiments import sqlite_store, tracking
 
-    client = MlflowClient(tracking_uri=tracking_uri or DEFAULT_TRACKING_URI)
+    uri = tracking_uri or tracking.default_tracking_uri()
+    db = sqlite_store.db_path(uri)
+    if db is not None and not db.is_file():
+        raise ValueError(f"MLflow experiment {experiment!r} not found: no tracking store at {uri}")
+    client = tracking.client_for(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise ValueError(f"MLflow experiment {experiment!r} not found at {tracking_uri or DEFAULT_TRACKING_URI}")
+        raise ValueError(f"MLflow experiment {experiment!r} not found at {uri}")
     found, skipped, token = [], [], None
     while True:
         page = client.search_runs([exp.experiment_id], max_results=1000, page_token=token)
         for r in page:
             rid, p, m = r.info.run_id, r.data.params, r.data.metrics
+            if tracking.KIND_TAG in r.data.tags:
+                continue
             if r.info.status != "FINISHED":
                 skipped.append({"run_id": rid, "reason": f"status {r.info.status}, not FINISHED"})
                 continue

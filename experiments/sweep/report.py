@@ -13,6 +13,7 @@ def fit_and_report(spec: SweepSpec, axis: str, tracking_uri: str, method: str = 
     """Fit every form along `axis` to the finished runs, write reports/<experiment>/, log it as one run."""
     import mlflow
     from experiments.fitting import best_fits, fit_runs, read_mlflow, write_report
+    from experiments.tracking import KIND_TAG
 
     experiment = spec.experiment(axis)
     runs, skipped = read_mlflow(experiment, tracking_uri)
@@ -24,12 +25,12 @@ def fit_and_report(spec: SweepSpec, axis: str, tracking_uri: str, method: str = 
     best = best_fits(fits)
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
-    old = client.search_runs([exp.experiment_id], "tags.`optiscale.kind` = 'report'", max_results=1)
+    old = client.search_runs([exp.experiment_id], f"tags.`{KIND_TAG}` = 'report'", max_results=1)
     run_id = (
         old[0].info.run_id
         if old
         else client.create_run(
-            exp.experiment_id, run_name=f"report-{experiment}", tags={"optiscale.kind": "report"}
+            exp.experiment_id, run_name=f"report-{experiment}", tags={KIND_TAG: "report"}
         ).info.run_id
     )
     client.log_artifacts(run_id, str(out), artifact_path="report")

@@ -203,3 +203,20 @@ def test_bad_hdf5_groups_are_rejected(sample_docs, tmp_path):
 def test_missing_source_is_a_clear_error(tmp_path, capsys):
     assert main(["data", "import", str(tmp_path / "nope*.json"), "--out", str(tmp_path / "s")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_importing_only_bad_records_fails_and_writes_nothing(sample_docs, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    _bad_records(sample_docs["agm001003411"], src)
+    out = tmp_path / "s"
+    assert main(["data", "import", str(src), "--out", str(out), "--quiet", "--workers", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert f"all {len(BAD_RECORDS)} records were rejected" in err and str(out) in err and "\n" not in err
+    assert not out.exists()
+    empty = tmp_path / "empty"  # an existing empty directory stays empty
+    empty.mkdir()
+    assert (
+        main(["data", "import", str(src), "--out", str(empty), "--quiet", "--workers", "2", "--chunk-size", "4"]) == 1
+    )
+    assert list(empty.iterdir()) == []

@@ -152,3 +152,13 @@ def test_generated_store_feeds_the_datamodule(generated):
     batch = next(iter(dm.train_dataloader()))
     assert batch.y_eps.shape[1:] == (2001, 2) and batch.y_drude.shape == (batch.num_graphs,)
     assert float(batch.y_eps[:, :, 1].min()) >= 0 and float(batch.y_drude.min()) > 0
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_generating_no_materials_fails_and_writes_nothing(tmp_path, capsys, n):
+    from experiments.cli import main
+
+    out = tmp_path / "s"
+    assert main(["data", "generate", "--n", str(n), "--out", str(out), "--quiet", "--workers", "1"]) == 1
+    assert "--n must be at least 1" in capsys.readouterr().err
+    assert not out.exists()

@@ -90,3 +90,19 @@ def test_fit_bad_csv_is_a_clear_error(tmp_path, capsys):
     p.write_text("model,D,N,seed\nm,1,2,3\n")
     assert main(["fit", "--csv", str(p)]) == 1
     assert f"optiscale: error: {p}: missing column(s) val_loss" in capsys.readouterr().err
+
+
+def test_fit_experiment_reads_the_store_of_optiscale_tracking_uri(tmp_path, capsys, mlflow_store, monkeypatch):
+    monkeypatch.setenv("OPTISCALE_TRACKING_URI", mlflow_store["uri"])
+    monkeypatch.chdir(tmp_path)  # no mlflow/ here: the cwd must not matter
+    assert main(["fit", "--experiment", "small", "--method", "paper", "--axis", "D", "--bootstrap", "0"]) == 0
+    assert "MLflow experiment 'small': 8 runs, 1 skipped" in capsys.readouterr().out
+    assert not (tmp_path / "mlflow").exists()
+
+
+def test_fit_experiment_without_a_store_is_a_clear_error_and_creates_none(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OPTISCALE_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--experiment", "sweep"]) == 1
+    assert "no tracking store at sqlite:///" in capsys.readouterr().err
+    assert not (tmp_path / "mlflow").exists()

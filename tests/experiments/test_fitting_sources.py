@@ -80,3 +80,24 @@ def test_mlflow_reader_takes_finished_runs_and_reports_the_rest(mlflow_store):
     assert "param 'D': not a number: 'abc'" in reasons[ids[25]]
     with pytest.raises(ValueError, match="experiment 'nope' not found"):
         read_mlflow("nope", uri)
+
+
+def test_the_report_run_of_a_sweep_is_left_out_by_its_tag(mlflow_store):
+    from mlflow.tracking import MlflowClient
+
+    from experiments.tracking import KIND_TAG
+
+    uri = mlflow_store["uri"]
+    client = MlflowClient(uri)
+    exp_id = client.create_experiment("with-report")
+    for d in (2500, 10000):
+        run_id = client.create_run(exp_id).info.run_id
+        for k, v in {"model": "2b-tc", "n_parameters": 1288483, "D": d, "seed": 1}.items():
+            client.log_param(run_id, k, v)
+        client.log_metric(run_id, "best_val_loss", (1e4 / d) ** 0.3)
+        client.set_terminated(run_id, "FINISHED")
+    report = client.create_run(exp_id, tags={KIND_TAG: "report"}).info.run_id
+    client.log_metric(report, "2b-tc.paper.power.alpha", 0.3)
+    client.set_terminated(report, "FINISHED")
+    runs, skipped = read_mlflow("with-report", uri)
+    assert len(runs) == 2 and skipped == []

@@ -258,3 +258,20 @@ def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path):
     assert load("best.ckpt")["epoch"] == 0 and best.best_model_score == 1.0
     assert load("last.ckpt")["epoch"] == 2  # a resume repeats no finished epoch
     assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
+
+
+def test_training_on_a_damaged_store_fails_naming_the_shard(tiny_config, store201, tmp_path):
+    import shutil
+
+    from datamodules.store import StoreError
+
+    store = tmp_path / "store"
+    shutil.copytree(store201, store)
+    shard = store / "shards" / "shard-00001.bin"
+    data = bytearray(shard.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 64] = bytes(b ^ 0xFF for b in data[mid : mid + 64])
+    shard.write_bytes(bytes(data))
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    with pytest.raises(StoreError, match=r"shard-00001\.bin does not match its record"):
+        train(tiny_config(store, tmp_path / "work"), tracking_uri=uri, experiment="damaged")
