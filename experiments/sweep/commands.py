@@ -7,9 +7,7 @@ def register(cli) -> None:
     p = cli.command("sweep", "train every grid point of a sweep axis (resumable, shareable), then fit")
     p.add_argument("--preset", default="quick", help="preset name (quick, paper) or a sweep YAML file")
     p.add_argument("--axis", required=True, choices=("D", "N", "ND"), help="data, parameter or 2-D scaling")
-    p.add_argument(
-        "--workers", type=int, default=None, help="worker processes on this machine in all (overrides --pack)"
-    )
+    p.add_argument("--workers", type=int, default=None, help="local worker processes in all (overrides --pack)")
     p.add_argument(
         "--pack", default="auto", help="grid points trained at once per device (auto: by width and memory; 1 on CPU)"
     )
