@@ -33,6 +33,25 @@ def register(cli) -> None:
     p.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=cmd_predict)
 
+    from datamodules.commands import BENCH
+
+    p = cli.command(
+        "gpu", "GPU figures: per-process and packed training rates, compile, loading, the paper's hours", BENCH
+    )
+    p.add_argument("--data", required=True, help="a store whose training graphs are timed")
+    p.add_argument("--json", required=True, metavar="OUT", help="where to write the figures")
+    p.add_argument("--small", action="store_true", help="the small CPU set also on a GPU (a smoke test)")
+    p.set_defaults(func=cmd_bench_gpu)
+
+
+def cmd_bench_gpu(args) -> int:
+    from .bench_gpu import bench_gpu
+
+    report = bench_gpu(args.data, args.json, small=True if args.small else None)
+    hours = report["estimate"]["device_hours"]
+    print(f"[bench gpu] the paper's {report['estimate']['runs']} runs: {hours} device-hours; figures in {args.json}")
+    return 0
+
 
 def cmd_train(args) -> int:
     from lightning.pytorch.utilities import rank_zero_only

@@ -7,6 +7,7 @@ idempotent: rerun it after an interruption and it trains only what is missing, t
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,7 @@ def run_worker(
     points = spec.points(axis)
     study = open_study(storage, spec.study_name(axis, data_hash(store)), [p.id for p in points])
     tags = {"optiscale.sweep": spec.name, "optiscale.axis": axis, "optiscale.study": study.study_name}
+    tags["optiscale.worker"] = f"{socket.gethostname()}:{os.getpid()}"  # which worker trained the point
     experiment = spec.experiment(axis)
     if extra_args:  # --devices/--strategy: Lightning relaunches the training command for DDP
         trainer = subprocess_trainer(store, spec.recipe, tracking_uri, experiment, tags, extra_args, threads)

@@ -163,22 +163,21 @@ def test_two_workers_share_a_sweep_through_postgresql_and_an_mlflow_server(store
 
 def test_packed_sweep_trains_two_points_at_once_with_one_run_per_point(store201, tmp_path):
     """--pack 2 on a CPU: two workers, threads split, each point forked from a warm server once."""
-    spec = sweep_file(tmp_path, store201, D=(8, 16), seeds=(1, 2), epochs=1)
+    spec = sweep_file(tmp_path, store201, D=(8, 16, 24), seeds=(1, 2), epochs=1)
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     storage = f"sqlite:///{tmp_path / 'mlflow' / 'optuna.db'}"
     env = {**env_for(tmp_path), "OMP_NUM_THREADS": "2"}
     args = ("--storage", storage, "--tracking-uri", uri, "--no-fit", "--pack", "2")
     proc = subprocess.run(sweep_cmd(spec, *args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "2 worker(s) on CPU" in proc.stdout and "4/4 points finished" in proc.stdout
+    assert "2 worker(s) on CPU" in proc.stdout and "6/6 points finished" in proc.stdout
     runs = all_runs(uri, "t-D")
-    assert finished_per_point(runs) == {f"2b-tc|w8|D{d}|s{s}": 1 for d in (8, 16) for s in (1, 2)}
-    assert len(runs) == 4  # nothing trained twice, no failed leftovers
-    starts = sorted((r.info.start_time, r.info.end_time) for r in runs)
-    assert any(b[0] < a[1] for a, b in zip(starts, starts[1:], strict=False))  # two points overlapped in time
+    assert finished_per_point(runs) == {f"2b-tc|w8|D{d}|s{s}": 1 for d in (8, 16, 24) for s in (1, 2)}
+    assert len(runs) == 6  # nothing trained twice, no failed leftovers
+    assert len({r.data.tags["optiscale.worker"] for r in runs}) == 2  # both workers trained points
     again = subprocess.run(sweep_cmd(spec, *args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "4/4 points finished" in again.stdout
-    assert len(all_runs(uri, "t-D")) == 4
+    assert again.returncode == 0 and "6/6 points finished" in again.stdout
+    assert len(all_runs(uri, "t-D")) == 6
 
 
 def test_pack_and_workers_are_checked(store201, tmp_path):
