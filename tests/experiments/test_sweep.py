@@ -93,7 +93,7 @@ def test_bad_sweep_files_name_the_file_and_the_problem(tmp_path):
     with pytest.raises(ValueError, match=r"bad.yaml: axes.D: missing key 'D'"):
         load_spec(str(bad))
     bad.write_text("name: x\ndataset: {store: s}\naxes: {D: {models: [2b-tc], widths: [], D: [4]}}\n")
-    with pytest.raises(ValueError, match=r"bad.yaml: axes.D.widths must be a non-empty list"):
+    with pytest.raises(ValueError, match=r"bad.yaml: axes.D.widths: must be a non-empty list"):
         load_spec(str(bad))
     bad.write_text("name: x\ndataset: {store: s}\naxes: {Q: {models: [a], widths: [1], D: [1]}}\n")
     with pytest.raises(ValueError, match="unknown axis 'Q'"):
