@@ -126,7 +126,7 @@ def _coerce(name: str, value):
         return bool(value)
     try:
         return {"int": int, "float": float, "str": str}[kind](value)
-    except ValueError:
+    except (ValueError, TypeError):  # TypeError: a list or mapping where a number belongs
         raise ValueError(f"{name}: {value!r} is not a valid {kind}") from None
 
 

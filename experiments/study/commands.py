@@ -50,9 +50,7 @@ def cmd_study(args) -> int:
         experiment=args.experiment,
         runs=args.runs,
     )
-    spec = load_spec(args.config, overrides)
-    if args.set:
-        spec.recipe = {**spec.recipe, **parse_assignments(args.set)}
+    spec = load_spec(args.config, overrides, recipe=parse_assignments(args.set))
     result = run_capacity(spec, args.report_dir) if spec.capacity else run_study(spec, args.report_dir)
     if args.json:
         atomic_write_json(args.json, result)

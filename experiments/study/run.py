@@ -33,24 +33,57 @@ def check_data(spec: StudySpec) -> None:
     GraphStore(spec.data).subset(spec.D)  # raises naming the store when D is outside the train split
 
 
-def fit_widths(spec: StudySpec, log=print) -> StudySpec:
-    """A capacity cell keeps only the widths whose smallest model (fewest blocks) fits its budget:
-    the others could never be within it, and would waste the cell's trials on rejections."""
+def _choices(dom) -> list:
+    return list(dom) if isinstance(dom, list) else [dom]
+
+
+def _int(value) -> int | None:
+    return None if value is None else int(value)
+
+
+def fit_space(spec: StudySpec, log=print) -> StudySpec:
+    """With a budget, the searched space keeps only the widths and block counts that fit it in some
+    combination: the others could never be within it and would waste the study's trials on
+    rejections (a kept combination may still be over budget: the trial is rejected). Parameters are
+    counted on the meta device; the head count moves none, so the first head count that divides the
+    width stands for all. ValueError (one line) when nothing of the space fits."""
+    if spec.budget is None:
+        return spec
     import dataclasses
 
     from datamodules.store import GraphStore
     from experiments.config import n_parameters
 
-    widths = spec.space["width"] if isinstance(spec.space["width"], list) else [spec.space["width"]]
-    blocks = spec.space.get("blocks")
-    fewest = min(blocks) if isinstance(blocks, list) else blocks
     points = GraphStore(spec.data).points
-    keep = [w for w in widths if n_parameters(spec.model, int(w), points, fewest) <= spec.budget]
-    if not keep:
-        raise ValueError(f"study {spec.name}: no width of {widths} fits the budget of {spec.budget:,} parameters")
-    if len(keep) < len(widths):
-        log(f"[study {spec.name}] widths {sorted(set(widths) - set(keep))} cannot fit {spec.budget:,} parameters")
-    return dataclasses.replace(spec, space={**spec.space, "width": keep})
+    space, budget = spec.space, int(spec.budget)
+    counts = {}
+    for w in _choices(space["width"]):
+        for b in _choices(space.get("blocks")):
+            for h in _choices(space.get("heads")):
+                try:
+                    counts[(w, b)] = n_parameters(spec.model, int(w), points, _int(b), _int(h))
+                    break
+                except ValueError:  # no head count of the space divides this width: it never builds
+                    continue
+    fits = [combo for combo, n in counts.items() if n <= budget]
+    if not fits:
+        smallest = min(counts.items(), key=lambda kv: kv[1], default=None)
+        least = (
+            f"; the smallest, width {smallest[0][0]} with blocks {smallest[0][1]}, has {smallest[1]:,}"
+            if smallest
+            else ""
+        )
+        raise ValueError(
+            f"study {spec.name}: no model of the search space fits the budget of {budget:,} parameters{least}"
+        )
+    fitted, dropped = dict(space), []
+    for i, knob in enumerate(("width", "blocks")):
+        if isinstance(space.get(knob), list):
+            fitted[knob] = [v for v in space[knob] if any(combo[i] == v for combo in fits)]
+            dropped += [f"{knob} {v}" for v in space[knob] if v not in fitted[knob]]
+    if dropped:
+        log(f"[study {spec.name}] {', '.join(dropped)}: over the budget of {budget:,} parameters, not searched")
+    return dataclasses.replace(spec, space=fitted)
 
 
 def run_study(spec: StudySpec, report_dir: str | Path = "reports/studies", log=print) -> dict:
@@ -63,6 +96,7 @@ def run_study(spec: StudySpec, report_dir: str | Path = "reports/studies", log=p
     from .storage import default_storage, open_study
 
     check_data(spec)
+    spec = fit_space(spec, log)
     storage_url = spec.storage or default_storage()
     tracking_uri = spec.tracking_uri or tracking.default_tracking_uri()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -101,9 +135,10 @@ def run_capacity(spec: StudySpec, report_dir: str | Path = "reports/studies", lo
 
     from .report import capacity_markdown, capacity_table
 
-    cells = [fit_widths(cell, log) for cell in spec.cells()]
+    cells = spec.cells()
     for cell in cells:
         check_data(cell)
+    cells = [fit_space(cell, log) for cell in cells]  # every cell can fit its budget before any trains
     reports = [run_study(cell, report_dir, log) for cell in cells]
     table = capacity_table(reports, cells)
     out = Path(report_dir)

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from experiments import spec_check as sc
+
 SPACE_KNOBS = ("width", "blocks", "heads", "lr", "weight_decay")
 LOG_KNOBS = ("lr", "weight_decay")
 DEFAULT_CONFIG = Path(__file__).parents[1] / "configs" / "studies" / "default.yaml"
@@ -69,57 +71,105 @@ class StudySpec:
         return out
 
 
-FIELDS = {f.name for f in dataclasses.fields(StudySpec)}
+FIELDS = [f.name for f in dataclasses.fields(StudySpec)]
+RESERVED = ("data", "model", "D", "seed", "epochs", "workdir", *SPACE_KNOBS)  # set by the study, not the recipe
+SAMPLER_INTS = ("seed", "n_startup_trials", "n_ei_candidates")
+PRUNER_KEYS = {
+    "median": ("n_startup_trials", "n_warmup_steps", "interval_steps", "n_min_trials"),
+    "threshold": ("lower", "upper", "n_warmup_steps", "interval_steps"),
+    "none": (),
+}
 
 
-def load_spec(path: str | Path | None = None, overrides: dict | None = None) -> StudySpec:
-    """The YAML at `path` (default configs/studies/default.yaml) with `overrides` (None ignored)."""
+def load_spec(path: str | Path | None = None, overrides: dict | None = None, recipe: dict | None = None) -> StudySpec:
+    """The YAML at `path` (default configs/studies/default.yaml) with `overrides` (None ignored) and
+    extra `recipe` keys (`--set`), checked whole before any trial: see `check`."""
     path = Path(path or DEFAULT_CONFIG)
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise FileNotFoundError(f"study config {path} not found") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: a study config is a mapping of keys, got {type(doc).__name__}")
     doc.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    unknown = sorted(set(doc) - FIELDS)
-    if unknown:
-        raise ValueError(f"{path}: unknown study keys {unknown}; known: {sorted(FIELDS)}")
+    if recipe:
+        doc["recipe"] = {**sc.mapping(doc.get("recipe"), str(path), "recipe", optional=True), **recipe}
+    check(doc, str(path))
+    return StudySpec(**doc)
+
+
+def check(doc: dict, where: str) -> None:
+    """ValueError with one line naming `where`, the key and the problem for an unknown key at any
+    level, a wrong type, an unknown model, a bad search space or a recipe training would refuse."""
+    sc.check_keys(doc, FIELDS, where)
     for key in ("name", "data"):
         if not doc.get(key):
-            raise ValueError(f"{path}: the study needs `{key}`")
-    spec = StudySpec(**doc)
-    _check(spec, path)
-    return spec
+            raise ValueError(f"{where}: the study needs `{key}`")
+        sc.text(doc[key], where, key)
+    sc.model_name(doc.get("model", "2b-tc"), where, "model")
+    for key, minimum, optional in (("D", 1, True), ("seed", 0, False), ("budget", 1, True), ("n_trials", 1, False)):
+        if key in doc:
+            sc.integer(doc[key], where, key, minimum, optional)
+    if "epochs" in doc:
+        sc.integer(doc["epochs"], where, "epochs", 1)
+    for key in set(doc) & {"storage", "tracking_uri", "runs", "experiment"}:
+        sc.text(doc[key], where, key, optional=key != "experiment")
+    _check_space(doc, where)
+    sampler = sc.mapping(doc.get("sampler"), where, "sampler", optional=True)
+    sc.check_keys(sampler, _tpe_keys(), where, "sampler")
+    for key in set(SAMPLER_INTS) & set(sampler):
+        sc.integer(sampler[key], where, f"sampler.{key}")
+    pruner = sc.mapping(doc.get("pruner"), where, "pruner", optional=True)
+    kind = pruner.get("kind", "median")
+    if kind not in PRUNER_KEYS:
+        sc.fail(where, "pruner.kind", f"{kind!r} is not one of {', '.join(PRUNER_KEYS)}")
+    sc.check_keys(pruner, ("kind", *PRUNER_KEYS[kind]), where, f"pruner ({kind})")
+    for key in set(pruner) - {"kind"}:
+        if isinstance(pruner[key], bool) or not isinstance(pruner[key], int | float):
+            sc.fail(where, f"pruner.{key}", f"must be a number, got {pruner[key]!r}")
+    sc.check_recipe(doc.get("recipe"), where, RESERVED, "study")
+    capacity = doc.get("capacity")
+    if capacity is not None:
+        sc.check_keys(sc.mapping(capacity, where, "capacity"), ("D", "budgets"), where, "capacity")
+        sc.require(capacity, ("D", "budgets"), where, "capacity")
+        sc.int_list(capacity["D"], where, "capacity.D")
+        sc.int_list(capacity["budgets"], where, "capacity.budgets")
 
 
-def _check(spec: StudySpec, path: Path) -> None:
-    bad = sorted(set(spec.space) - set(SPACE_KNOBS))
-    if bad:
-        raise ValueError(f"{path}: unknown search-space knobs {bad}; known: {list(SPACE_KNOBS)}")
-    for knob, dom in spec.space.items():
+def _check_space(doc: dict, where: str) -> None:
+    """Knobs: a list of choices, a {low, high} log-uniform range (lr, weight_decay) or a fixed value;
+    each value cast as `optiscale train` casts the knob."""
+    space = sc.mapping(doc.get("space", {"width": [16]}), where, "space")
+    sc.check_keys(space, SPACE_KNOBS, where, "space", what="knob")
+    if "width" not in space:
+        raise ValueError(f"{where}: space.width is needed")
+    for knob, dom in space.items():
+        key = f"space.{knob}"
         if isinstance(dom, dict):
-            if knob not in LOG_KNOBS or set(dom) != {"low", "high"} or not 0 < float(dom["low"]) < float(dom["high"]):
-                raise ValueError(
-                    f"{path}: space.{knob}: a range is {{low, high}} with 0 < low < high (lr, weight_decay)"
-                )
-        elif isinstance(dom, list) and not dom:
-            raise ValueError(f"{path}: space.{knob}: an empty list of choices")
-    if "width" not in spec.space:
-        raise ValueError(f"{path}: space.width is needed")
-    if spec.model == "2b-cgc" and "heads" in spec.space:
-        raise ValueError(f"{path}: 2b-cgc has no attention heads: drop space.heads")
-    clash = sorted(set(spec.recipe) & {"data", "model", "D", "seed", "epochs", "workdir", *SPACE_KNOBS})
-    if clash:
-        raise ValueError(f"{path}: recipe keys {clash} are set by the study itself")
-    for key in ("n_trials", "epochs"):
-        if int(getattr(spec, key)) < 1:
-            raise ValueError(f"{path}: {key} must be positive")
-    kind = spec.pruner.get("kind", "median")
-    if kind not in ("median", "threshold", "none"):
-        raise ValueError(f"{path}: pruner.kind {kind!r}: median, threshold or none")
-    if spec.capacity and (set(spec.capacity) != {"D", "budgets"} or not spec.capacity["D"]):
-        raise ValueError(f"{path}: capacity is {{D: [...], budgets: [...]}}")
+            if knob not in LOG_KNOBS or set(dom) != {"low", "high"}:
+                sc.fail(where, key, "a range is {low, high}, and only lr and weight_decay take one")
+            low, high = (sc.train_value(knob, dom[k], where, f"{key}.{k}") for k in ("low", "high"))
+            if not 0 < low < high:
+                sc.fail(where, key, f"a range needs 0 < low < high, got {low} and {high}")
+            continue
+        if isinstance(dom, list) and not dom:
+            sc.fail(where, key, "an empty list of choices")
+        for value in dom if isinstance(dom, list) else [dom]:
+            value = sc.train_value(knob, value, where, key)
+            if knob not in LOG_KNOBS and value is not None and value < 1:
+                sc.fail(where, key, f"must be integers >= 1, got {dom!r}")
+    if doc.get("model", "2b-tc") == "2b-cgc" and "heads" in space:
+        raise ValueError(f"{where}: space.heads: 2b-cgc has no attention heads: drop space.heads")
+
+
+def _tpe_keys() -> list[str]:
+    import inspect
+
+    import optuna
+
+    return list(inspect.signature(optuna.samplers.TPESampler).parameters)
 
 
 def make_sampler(spec: StudySpec, offset: int = 0):

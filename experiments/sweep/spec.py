@@ -13,8 +13,14 @@ from pathlib import Path
 
 import yaml
 
+from experiments import spec_check as sc
+
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "sweeps"
 AXES = ("D", "N", "ND")
+TOP_KEYS = ("name", "dataset", "recipe", "seeds", "axes")
+DATASET_KEYS = ("store", "builtin", "n", "seed", "grid_points")
+GRID_KEYS = ("models", "widths", "D")
+RESERVED = ("data", "model", "width", "D", "seed", "workdir")  # set per grid point, not by the recipe
 
 
 @dataclass(frozen=True)
@@ -79,14 +85,8 @@ class SweepSpec:
         return f"{self.name}-{axis}"
 
 
-def _require(doc: dict, key: str, where: str):
-    if key not in doc:
-        raise ValueError(f"{where}: missing key {key!r}")
-    return doc[key]
-
-
 def load_spec(name_or_path: str) -> SweepSpec:
-    """A preset name (`quick`, `paper`) or the path of a sweep YAML file."""
+    """A preset name (`quick`, `paper`) or the path of a sweep YAML file, checked whole (see `check`)."""
     path = Path(name_or_path)
     if not path.suffix:
         path = PRESET_DIR / f"{name_or_path}.yaml"
@@ -98,23 +98,45 @@ def load_spec(name_or_path: str) -> SweepSpec:
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from None
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: a sweep file is a mapping")
-    where = str(path)
-    ds = _require(doc, "dataset", where)
-    dataset = DatasetSpec(**{k: ds[k] for k in ("store", "builtin", "n", "seed", "grid_points") if k in ds})
-    axes = _require(doc, "axes", where)
+    return check(doc, str(path), path.stem)
+
+
+def check(doc: dict, where: str, default_name: str) -> SweepSpec:
+    """The spec of a parsed sweep file; ValueError with one line naming `where`, the key and the problem
+    for an unknown key at any level, a wrong type, an unknown model or a recipe training would refuse."""
+    sc.check_keys(doc, TOP_KEYS, where)
+    sc.require(doc, ("dataset", "axes"), where)
+    ds = sc.mapping(doc["dataset"], where, "dataset")
+    sc.check_keys(ds, DATASET_KEYS, where, "dataset")
+    sc.require(ds, ("store",), where, "dataset")
+    sc.text(ds["store"], where, "dataset.store")
+    dataset = DatasetSpec(store=ds["store"])
+    if "builtin" in ds:
+        dataset.builtin = sc.flag(ds["builtin"], where, "dataset.builtin")
+    for key, minimum in (("n", 0), ("seed", None), ("grid_points", 2)):
+        if key in ds:
+            setattr(dataset, key, sc.integer(ds[key], where, f"dataset.{key}", minimum))
+    axes = sc.mapping(doc["axes"], where, "axes")
+    sc.check_keys(axes, AXES, where, "axes", what="axis")
+    if not axes:
+        sc.fail(where, "axes", f"must name at least one of {', '.join(AXES)}")
     for axis, grid in axes.items():
-        if axis not in AXES:
-            raise ValueError(f"{where}: unknown axis {axis!r} (axes are {', '.join(AXES)})")
-        for key in ("models", "widths", "D"):
-            values = _require(grid, key, f"{where}: axes.{axis}")
-            if not isinstance(values, list) or not values:
-                raise ValueError(f"{where}: axes.{axis}.{key} must be a non-empty list")
-    seeds = [int(s) for s in doc.get("seeds", [1])]
+        grid = sc.mapping(grid, where, f"axes.{axis}")
+        sc.check_keys(grid, GRID_KEYS, where, f"axes.{axis}")
+        sc.require(grid, GRID_KEYS, where, f"axes.{axis}")
+        if not isinstance(grid["models"], list) or not grid["models"]:
+            sc.fail(where, f"axes.{axis}.models", f"must be a non-empty list of models, got {grid['models']!r}")
+        for model in grid["models"]:
+            sc.model_name(model, where, f"axes.{axis}.models")
+        sc.int_list(grid["widths"], where, f"axes.{axis}.widths")
+        sc.int_list(grid["D"], where, f"axes.{axis}.D")
+    sc.check_recipe(doc.get("recipe"), where, RESERVED, "sweep")
+    seeds = sc.int_list(doc["seeds"], where, "seeds", minimum=0) if "seeds" in doc else [1]
     return SweepSpec(
-        name=str(doc.get("name", path.stem)),
+        name=sc.text(doc.get("name", default_name), where, "name"),
         dataset=dataset,
         recipe=dict(doc.get("recipe") or {}),
         seeds=seeds,

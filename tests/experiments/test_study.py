@@ -121,15 +121,40 @@ def test_three_trials_then_a_rerun_continues_the_study(store201, tmp_path, share
 
 
 def test_an_over_budget_trial_never_trains(store201, tmp_path, shared):
-    cfg = write_study(tmp_path, store201, shared, name="tight", budget=5000, n_trials=2)
+    # 201-point grid: width 16 has 39,475 parameters with 1 block and 44,275 with 2. With a budget of
+    # 40,000 every width and block count fits in some combination, so the space stays whole, but
+    # (16, 2) is over: queued first, that trial is rejected before training
+    cfg = write_study(tmp_path, store201, shared, name="tight", budget=40000, n_trials=1)
+    optuna.create_study(study_name="tight", storage=shared["optuna"]).enqueue_trial({"width": 16, "blocks": 2})
     out = tmp_path / "study.json"
     assert main(["study", "--config", str(cfg), "--json", str(out), "--report-dir", str(tmp_path / "rep")]) == 0
-    trials = json.loads(out.read_text())["trials"]
-    assert [t["state"] for t in trials] == ["PRUNED", "PRUNED"]
-    assert all(t["n_parameters"] > 5000 and t["rejected"] == "over_budget" for t in trials)
+    (trial,) = json.loads(out.read_text())["trials"]
+    assert trial["state"] == "PRUNED" and trial["rejected"] == "over_budget" and trial["n_parameters"] == 44275
     assert json.loads(out.read_text())["best"] is None
     assert trial_runs(shared["mlflow"], "studies-tight") == []  # no MLflow run
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.ckpt"))  # no checkpoint
+
+
+def test_a_budget_restricts_the_searched_space_to_what_fits(store201, tmp_path, shared, capsys):
+    # 201-point grid, 2B-TC: width 8 has 17,123 / 18,435 / 19,747 parameters with 1 / 2 / 3 blocks,
+    # width 16 has 39,475 with 1 block. Within 18,000 only width 8 with 1 block fits: every trial is
+    # that model (the first trains, the others reuse it) instead of most being rejected
+    space = {"width": [8, 16, 32, 64], "blocks": [1, 2, 3], "lr": 1e-3}
+    cfg = write_study(tmp_path, store201, shared, name="fits", budget=18000, n_trials=3, epochs=1, space=space)
+    out = tmp_path / "study.json"
+    assert main(["study", "--config", str(cfg), "--json", str(out), "--report-dir", str(tmp_path / "rep")]) == 0
+    report = json.loads(out.read_text())
+    assert [(t["state"], t["params"]) for t in report["trials"]] == [("COMPLETE", {"width": 8, "blocks": 1})] * 3
+    assert report["best"]["n_parameters"] == 17123
+    assert "width 16, width 32, width 64, blocks 2, blocks 3: over the budget of 18,000" in capsys.readouterr().out
+    # nothing fits: one line, before any trial is recorded
+    assert main(["study", "--config", str(cfg), "--budget", "5000", "--study-name", "none-fits"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "optiscale: error: study none-fits: no model of the search space fits the budget of 5,000 parameters; "
+        "the smallest, width 8 with blocks 1, has 17,123"
+    )
+    assert "none-fits" not in optuna.get_all_study_names(shared["optuna"])
 
 
 def test_a_diverging_trial_is_pruned(store201, tmp_path, shared):
@@ -167,10 +192,10 @@ def test_the_spec_refuses_bad_keys_and_expands_the_capacity_preset(tmp_path):
     assert load_spec(None).name == "default"
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "x", "data": "d", "widht": [8]}))
-    with pytest.raises(ValueError, match="unknown study keys"):
+    with pytest.raises(ValueError, match="bad.yaml: unknown key 'widht'"):
         load_spec(bad)
     bad.write_text(yaml.safe_dump({"name": "x", "data": "d", "space": {"width": [8], "depth": [1]}}))
-    with pytest.raises(ValueError, match="unknown search-space knobs"):
+    with pytest.raises(ValueError, match="bad.yaml: space: unknown knob 'depth'"):
         load_spec(bad)
     bad.write_text(yaml.safe_dump({"name": "x", "data": "d", "space": {"width": [8]}, "recipe": {"lr": 1}}))
     with pytest.raises(ValueError, match="set by the study"):

@@ -72,6 +72,19 @@ def test_presets_cover_the_grids_the_issue_asks_for():
     assert quick.study_name("D", "a") != quick.study_name("D", "b") != quick.study_name("N", "b")
 
 
+def test_the_paper_preset_is_the_published_study():
+    # REFERENCE section 7: D sweep at width 256, N sweep at D = 20,000, the (N, D) grid for the TC models
+    paper = load_spec("paper")
+    seven_d = [2500, 5000, 10000, 20000, 40000, 80000, 160000]
+    seven_w = [16, 32, 64, 128, 256, 512, 1024]
+    assert paper.seeds == [1, 42, 137]
+    assert paper.axes["D"] == {"models": ["2b-cgc", "2b-tc", "3b-tc"], "widths": [256], "D": seven_d}
+    assert paper.axes["N"] == {"models": ["2b-cgc", "2b-tc", "3b-tc"], "widths": seven_w, "D": [20000]}
+    assert paper.axes["ND"] == {"models": ["2b-tc", "3b-tc"], "widths": seven_w, "D": seven_d}
+    assert [len(paper.points(a)) for a in ("D", "N", "ND")] == [63, 63, 294]  # 420 scaling runs
+    assert paper.recipe == {"epochs": 500, "warmup_epochs": 5, "batch_size": 256}
+
+
 def test_bad_sweep_files_name_the_file_and_the_problem(tmp_path):
     with pytest.raises(ValueError, match="no sweep preset 'nope'"):
         load_spec("nope")
@@ -80,7 +93,7 @@ def test_bad_sweep_files_name_the_file_and_the_problem(tmp_path):
     with pytest.raises(ValueError, match=r"bad.yaml: axes.D: missing key 'D'"):
         load_spec(str(bad))
     bad.write_text("name: x\ndataset: {store: s}\naxes: {D: {models: [2b-tc], widths: [], D: [4]}}\n")
-    with pytest.raises(ValueError, match=r"bad.yaml: axes.D.widths must be a non-empty list"):
+    with pytest.raises(ValueError, match=r"bad.yaml: axes.D.widths: must be a non-empty list"):
         load_spec(str(bad))
     bad.write_text("name: x\ndataset: {store: s}\naxes: {Q: {models: [a], widths: [1], D: [1]}}\n")
     with pytest.raises(ValueError, match="unknown axis 'Q'"):
