@@ -87,6 +87,8 @@ def in_window(fn, batches, window, device: str) -> float:
     start, end = window
     while time.time() < start:
         time.sleep(0.005)
+    if time.time() > start + 0.5:
+        print(json.dumps({"late_s": time.time() - start}), file=sys.stderr, flush=True)
     graphs, k, t0 = 0, 0, time.perf_counter()
     while time.time() < end:
         fn(batches[k % len(batches)])

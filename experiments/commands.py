@@ -41,13 +41,14 @@ def register(cli) -> None:
     p.add_argument("--data", required=True, help="a store whose training graphs are timed")
     p.add_argument("--json", required=True, metavar="OUT", help="where to write the figures")
     p.add_argument("--small", action="store_true", help="the small CPU set also on a GPU (a smoke test)")
+    p.add_argument("--max-seconds", type=float, default=900.0, help="stop waiting for compilation after this")
     p.set_defaults(func=cmd_bench_gpu)
 
 
 def cmd_bench_gpu(args) -> int:
     from .bench_gpu import bench_gpu
 
-    report = bench_gpu(args.data, args.json, small=True if args.small else None)
+    report = bench_gpu(args.data, args.json, small=True if args.small else None, max_seconds=args.max_seconds)
     hours = report["estimate"]["device_hours"]
     print(f"[bench gpu] the paper's {report['estimate']['runs']} runs: {hours} device-hours; figures in {args.json}")
     return 0
