@@ -121,13 +121,15 @@ def estimate(single: list[dict], packed: list[dict], compiled: list[dict]) -> di
     }
 
 
-def bench_gpu(data: str, out: str, small: bool | None = None, max_seconds: float = 900.0, log=print) -> dict:
+def bench_gpu(
+    data: str, out: str, small: bool | None = None, max_seconds: float = 900.0, widths=None, packs=None, log=print
+) -> dict:
     gpus = visible_gpus()
     cuda = bool(gpus)
     small = (not cuda) if small is None else small
-    widths = (8, 16) if small else PAPER_WIDTHS
+    widths = tuple(widths or ((8, 16) if small else PAPER_WIDTHS))
     batch = 16 if small else 256
-    packs = (1, 2) if small else (1, 2, 4, 8)
+    packs = tuple(packs or ((1, 2) if small else (1, 2, 4, 8)))
     steps, window, start_s = (3, 3.0, 40.0) if small else (10, 5.0, 25.0)
     pairs = (("2b-tc", 8), ("3b-tc", 16)) if small else (("2b-tc", 32), ("3b-tc", 64), ("2b-tc", 256))
     pack_cfgs = [{"model": m, "width": w} for m, w in pairs]  # the regimes where one process idles a GPU

@@ -143,6 +143,9 @@ def run(job: dict) -> None:
             res["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
             torch.cuda.reset_peak_memory_stats()
         print(json.dumps(res), flush=True)
+        rate = f"{res['graphs_per_s']:.0f}"
+        print(f"  {cfg['model']} w{cfg['width']}{' compiled' if cfg.get('compile') else ''}: {rate} graphs/s "
+              f"(warm-up {res['warmup_s']:.1f} s)", file=sys.stderr, flush=True)  # fmt: skip
         del model, step
         if device == "cuda":
             torch.cuda.empty_cache()

@@ -42,13 +42,18 @@ def register(cli) -> None:
     p.add_argument("--json", required=True, metavar="OUT", help="where to write the figures")
     p.add_argument("--small", action="store_true", help="the small CPU set also on a GPU (a smoke test)")
     p.add_argument("--max-seconds", type=float, default=900.0, help="stop waiting for compilation after this")
+    p.add_argument("--widths", default=None, help="comma-separated widths (default: the paper's 16 ... 1024)")
+    p.add_argument("--packs", default=None, help="comma-separated K of the packed runs (default 1,2,4,8)")
     p.set_defaults(func=cmd_bench_gpu)
 
 
 def cmd_bench_gpu(args) -> int:
     from .bench_gpu import bench_gpu
 
-    report = bench_gpu(args.data, args.json, small=True if args.small else None, max_seconds=args.max_seconds)
+    ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
+    report = bench_gpu(
+        args.data, args.json, True if args.small else None, args.max_seconds, ints(args.widths), ints(args.packs)
+    )
     hours = report["estimate"]["device_hours"]
     print(f"[bench gpu] the paper's {report['estimate']['runs']} runs: {hours} device-hours; figures in {args.json}")
     return 0

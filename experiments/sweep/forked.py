@@ -21,12 +21,28 @@ _CTX = None
 
 
 def context():
-    """The fork-server context (one server per worker process, started on first use)."""
+    """The fork-server context (one server per worker process, started on first use).
+
+    The server must never initialise CUDA (a process forked after that fails its first CUDA call
+    with "initialization error", as seen on an H200): torch answers `is_available()` from NVML
+    instead of the CUDA runtime when PYTORCH_NVML_BASED_CUDA_CHECK is set, which the imports need.
+    """
     global _CTX
     if _CTX is None:
+        os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
         _CTX = multiprocessing.get_context("forkserver")
         _CTX.set_forkserver_preload(PRELOAD)
     return _CTX
+
+
+def forks_can_use_cuda() -> bool:
+    """Whether a process forked from the server can use the GPU (True where there is none)."""
+    from experiments.sweep.forked_child import cuda_probe  # light: the heavy imports stay in the server
+
+    proc = context().Process(target=cuda_probe)
+    proc.start()
+    proc.join()
+    return proc.exitcode == 0
 
 
 def forked_trainer(store: str, recipe: dict, tracking_uri: str, experiment: str, tags: dict, threads=None):

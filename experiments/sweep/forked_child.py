@@ -22,3 +22,15 @@ def train_point(config: dict, tracking_uri: str, experiment: str, tags: dict, th
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
         result = {"error": f"{type(err).__name__}: {err}"}
     atomic_write_json(out, result)
+
+
+def cuda_probe() -> None:
+    """Exit 0 where CUDA is absent or works in this forked process, 1 where it fails."""
+    import sys
+
+    if torch.cuda.is_available():
+        try:
+            torch.zeros(1, device="cuda").sum().item()
+        except Exception as err:  # "CUDA error: initialization error" after a CUDA call in the server
+            print(f"[sweep] CUDA fails in forked processes ({str(err).splitlines()[0]})", flush=True)
+            sys.exit(1)

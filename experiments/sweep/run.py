@@ -14,7 +14,7 @@ from pathlib import Path
 
 from experiments.optuna_storage import default_storage  # noqa: F401  (used by commands)
 
-from .forked import forked_trainer
+from .forked import forked_trainer, forks_can_use_cuda
 from .packing import plan_slots
 from .spec import SweepSpec
 from .worker import Worker, open_study, subprocess_trainer
@@ -59,8 +59,11 @@ def run_worker(
     experiment = spec.experiment(axis)
     if extra_args:  # --devices/--strategy: Lightning relaunches the training command for DDP
         trainer = subprocess_trainer(store, spec.recipe, tracking_uri, experiment, tags, extra_args, threads)
-    else:
+    elif forks_can_use_cuda():
         trainer = forked_trainer(store, spec.recipe, tracking_uri, experiment, tags, threads)
+    else:  # safe, slower: a fresh `optiscale train` per point
+        log("[sweep] training each point in a subprocess instead")
+        trainer = subprocess_trainer(store, spec.recipe, tracking_uri, experiment, tags, extra_args, threads)
     return Worker(study, points, trainer, log=log).run()
 
 
