@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,12 +47,16 @@ def _worker(job: dict, env=None) -> subprocess.Popen:
 
 
 def _results(proc: subprocess.Popen, timeout: float | None = None) -> list[dict]:
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    """The JSON lines a worker printed; past `timeout` it is killed and what it printed is kept."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
         proc.kill()
-        out, _ = proc.communicate()
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        reader.join(10)
+    proc.wait()
+    return [json.loads(line) for line in list(lines) if line.startswith("{")]
 
 
 def loading(data: str, batch_size: int, cuda: bool) -> dict:
@@ -101,9 +106,13 @@ def estimate(single: list[dict], packed: list[dict], compiled: list[dict]) -> di
     """Device-hours of the 420 published runs from the measured rates (see the module docstring)."""
     train = {m: {r["width"]: r["graphs_per_s"] for r in single if r["model"] == m} for m in MODELS}
     evals = {m: {r["width"]: r["eval_graphs_per_s"] for r in single if r["model"] == m} for m in MODELS}
+    missing = [m for m in MODELS if not train[m]]
+    if missing:
+        return {"runs": len(paper_runs()), "device_hours": None, "why": f"no single-process rates of {missing}"}
     gain: dict[tuple[str, int], float] = {}  # best measured packing gain per (model, width)
     for r in packed:
-        gain[(r["model"], r["width"])] = max(gain.get((r["model"], r["width"]), 1.0), r["gain"])
+        if r.get("gain") and math.isfinite(r["gain"]):
+            gain[(r["model"], r["width"])] = max(gain.get((r["model"], r["width"]), 1.0), r["gain"])
     speed = {r["model"]: r["speedup"] for r in compiled if r.get("speedup")}
     hours = {"single": 0.0, "packed": 0.0, "packed_compiled": 0.0}
     for model, width, d in paper_runs():
@@ -152,7 +161,7 @@ def bench_gpu(
     log(f"[bench gpu] compiling {', '.join(MODELS)} at width {cw} in the background")
     t0 = time.perf_counter()
     configs = [{"model": m, "width": w} for m in MODELS for w in widths]
-    report["single"] = _results(_worker({**common, "configs": configs}))
+    report["single"] = _results(_worker({**common, "configs": configs}), timeout=0.4 * max_seconds)
     log(f"[bench gpu] single process: {len(report['single'])} configurations ({time.perf_counter() - t0:.0f} s)")
     report["loading"] = loading(data, batch, cuda)
     atomic_write_json(out, report)
@@ -179,9 +188,10 @@ def bench_gpu(
     eager = {(r["model"], r["width"]): r["graphs_per_s"] for r in report["single"]}
     for proc in comp:  # compilation may still be running: wait no longer than the time budget
         for r in _results(proc, timeout=max(5.0, max_seconds - (time.perf_counter() - t0))):
-            r["speedup"] = r["graphs_per_s"] / eager[(r["model"], r["width"])]
+            base_rate = eager.get((r["model"], r["width"]))
+            r["speedup"] = r["graphs_per_s"] / base_rate if base_rate else None
             report["compiled"].append(r)
-    log("[bench gpu] compiled: " + ", ".join(f"{r['model']} {r['speedup']:.2f}x" for r in report["compiled"]))
+    log("[bench gpu] compiled: " + ", ".join(f"{r['model']} {r['speedup'] or 0:.2f}x" for r in report["compiled"]))
     report["estimate"] = estimate(report["single"], report["packed"], report["compiled"])
     report["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(out, report)

@@ -54,7 +54,7 @@ def cmd_bench_gpu(args) -> int:
     report = bench_gpu(
         args.data, args.json, True if args.small else None, args.max_seconds, ints(args.widths), ints(args.packs)
     )
-    hours = report["estimate"]["device_hours"]
+    hours = report["estimate"]["device_hours"] or report["estimate"]["why"]
     print(f"[bench gpu] the paper's {report['estimate']['runs']} runs: {hours} device-hours; figures in {args.json}")
     return 0
 
