@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning  # noqa: F401  (preloaded by the fork server)
+import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (~1 s of a skipped point when imported late)
 import torch
 import torch_geometric  # noqa: F401
 
