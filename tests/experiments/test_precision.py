@@ -100,3 +100,17 @@ def test_two_process_ddp_under_bf16_mixed(store201, tmp_path):
     assert (tmp_path / "work" / "best.ckpt").is_file()
     run = MlflowClient(uri).get_run(result["run_id"])
     assert run.data.params["precision"] == "bf16-mixed" and run.data.params["devices"] == "2"
+
+
+def test_execution_switches_resolve_per_device_and_refuse_nonsense():
+    from experiments.config import resolve_compile, resolve_num_workers
+
+    assert resolve_num_workers("auto", "cpu") == 0  # collate beside the step costs more than it saves on 2 cores
+    assert resolve_num_workers("3", "cpu") == 3
+    assert resolve_compile("auto", "cpu", "2b-tc") is False
+    assert resolve_compile("true", "cpu", "3b-tc") is True and resolve_compile("false", "gpu", "2b-tc") is False
+    for bad, match in (("-1", "num_workers: -1 is negative"), ("many", "num_workers: 'many' is not 'auto'")):
+        with pytest.raises(ValueError, match=match):
+            resolve_num_workers(bad, "cpu")
+    with pytest.raises(ValueError, match="compile: 'maybe' is not auto, true or false"):
+        resolve_compile("maybe", "cpu", "2b-tc")
