@@ -15,6 +15,7 @@ follow the same files: they resume from `last.ckpt` exactly when rank 0 does.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import sys
 import time
@@ -64,6 +65,18 @@ def checkpoint_callbacks(workdir: Path) -> tuple[ModelCheckpoint, ModelCheckpoin
     best = ModelCheckpoint(filename="best", monitor="val_loss", mode="min", **common)
     last = ModelCheckpoint(filename="last", monitor=None, every_n_epochs=1, **common)
     return best, last
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Train with exactly `n` torch CPU threads (the recorded count: CPU sums are split over threads);
+    the previous count is restored, since sweeps and tests train several points in one process."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _lock(workdir: Path):
@@ -187,9 +200,7 @@ def train(
     workdir = Path(cfg.workdir or Path("runs") / experiment / key).resolve()
     resolved["workdir"] = str(workdir)  # not part of the key
     uri = tracking_uri or tracking.default_tracking_uri()
-    world = int(cfg.devices)
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
+    world = int(cfg.devices)  # batch_size divides by it: checked by load_config/resolve
     rank0 = rank_zero_only.rank == 0
 
     lock, logger, run_id, ckpt, resumed, client = None, False, None, None, False, None
@@ -214,7 +225,8 @@ def train(
         ckpt = str(last) if last.exists() else None
 
     try:
-        return _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, client, run_id, resumed)
+        with torch_threads(resolved["threads"]):
+            return _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, client, run_id, resumed)
     except BaseException as err:
         if rank0:  # a pruned trial (a callback raised optuna.TrialPruned) is a deliberate, final stop
             pruned = _is_pruned(err)
