@@ -24,7 +24,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.atomic import atomic_write_json, atomic_write_text
@@ -52,6 +52,22 @@ class EpochPrinter(Callback):
         parts = [f"{k} {float(m[k]):.5g}" for k in ("train_loss", "val_loss") if k in m]
         dt = time.perf_counter() - getattr(self, "t0", time.perf_counter())
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {'  '.join(parts)}  ({dt:.1f} s)", flush=True)
+
+
+class LogBeforeCheckpoint(Checkpoint):
+    """Hands the epoch's training metrics (train_loss, lr, graphs_per_s) to the logger before the
+    epoch's checkpoints are written.
+
+    Lightning saves them (Checkpoint callbacks, after LightningModule.on_train_epoch_end) and only
+    then logs the epoch's training metrics: a kill in between resumed after that epoch without
+    them. Being a Checkpoint, this runs among the checkpoint callbacks, in list order, i.e. first.
+    RunLogger drops Lightning's second logging of the same (metric, epoch).
+    """
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        connector = trainer._logger_connector  # the values Lightning is about to log (no public API)
+        metrics = connector.metrics["log"]  # computed on every rank: DDP-synced metrics are collective
+        connector.log_metrics(metrics)  # a no-op on ranks without a logger
 
 
 def checkpoint_callbacks(workdir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
@@ -266,7 +282,7 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         # clipping: SpectraModule.configure_gradient_clipping (the fused optimiser under bf16-mixed)
         use_distributed_sampler=False,
         logger=logger,
-        callbacks=[checkpoint, last, EpochPrinter(), ThroughputMonitor(), *extra_callbacks],
+        callbacks=[LogBeforeCheckpoint(), checkpoint, last, EpochPrinter(), ThroughputMonitor(), *extra_callbacks],
         num_sanity_val_steps=0,
         enable_progress_bar=False,
         enable_model_summary=False,
