@@ -241,6 +241,7 @@ def resolve(cfg: TrainConfig) -> dict:
         n_parameters=n,
         n_parameters_reference=n_ref,
         data_hash=store.manifest["content_hash"],
+        data_hash_version=int(store.manifest.get("content_hash_version", 1)),  # 1: hash of the shards' bytes
         grid_points=int(grid["points"]),
         grid_start=float(grid["start"]),
         grid_stop=float(grid["stop"]),
