@@ -250,7 +250,7 @@ class ScriptedLoss(L.LightningModule):
 
 
 def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path):
-    from experiments.train import checkpoint_callbacks
+    from experiments.callbacks import checkpoint_callbacks
 
     best, last = checkpoint_callbacks(tmp_path)
     trainer = L.Trainer(
