@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write_bytes, atomic_write_json
+from .content_hash import HASH_VERSION, shard_values_sha256
+from .environment import environment
 from .graphs import CUTOFF, THREEBODY_CUTOFF, GraphError, build_graph
 from .grid import REFERENCE_GRID, Grid, resample
 from .integrity import shard_path, shard_problem
@@ -92,6 +94,7 @@ def _build_chunk(args) -> tuple[int, int, int]:
     data = b"".join(blobs)
     atomic_write_bytes(_shard_path(out, k, "bin"), data)
     meta = {"materials": materials, "rejected": rejected, "sha256": hashlib.sha256(data).hexdigest()}
+    meta["values_sha256"] = shard_values_sha256(data, materials, points)  # the content hash's part
     atomic_write_json(_shard_path(out, k, "json"), meta)
     return k, len(materials), len(rejected)
 
@@ -211,9 +214,14 @@ def _progress(total, done, enabled, desc):
 def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int, allow_empty: bool = False) -> dict:
     """Write the index (split, nested train order) and, last, the manifest."""
     rows, rejected, hashes, seen = [], [], [], {}
+    points = int(plan["grid"]["points"])
     for k in shard_ids:
         meta = json.loads(_shard_path(out, k, "json").read_text())
-        hashes.append(meta["sha256"])
+        if "values_sha256" not in meta:  # a shard written before content hash version 2
+            meta["values_sha256"] = shard_values_sha256(
+                _shard_path(out, k, "bin").read_bytes(), meta["materials"], points
+            )
+        hashes.append(meta["values_sha256"])
         rejected += meta["rejected"]
         for m in meta["materials"]:
             if m["mat_id"] in seen:
@@ -267,6 +275,8 @@ def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int, allo
         "split_method": "release" if rows and np.all(hint >= 0) else ("mixed" if np.any(hint >= 0) else "composition"),
         "n_shards": len(shard_ids),
         "content_hash": content.hexdigest(),
+        "content_hash_version": HASH_VERSION,  # absent (= 1) in older stores: see content_hash
+        "environment": environment(),  # what else determined the stored numbers
         "rejected": rejected,
     }
     atomic_write_json(out / "manifest.json", manifest)

@@ -5,7 +5,7 @@ model's row of `models:` supplies lr and weight decay). `resolve(cfg)` adds what
 data and the model — effective learning rate, parameter counts, data hash, grid, precision — and
 the `run_key`: the first 16 hex digits of the sha256 of the canonical JSON of `KEY_FIELDS`, i.e.
 everything that determines the result (grid point, data, recipe), nothing about how it executes
-(devices, strategy, paths, tracking store).
+(devices, strategy, threads, paths, tracking store).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 import yaml
 
 from datamodules.grid import REF_POINTS
+
+from .config_checks import PRECISIONS, check_config, check_store
 
 DEFAULT_CONFIG = Path(__file__).with_name("configs") / "train.yaml"
 KEY_VERSION = 1
@@ -74,6 +76,7 @@ class TrainConfig:
     strategy: str
     num_workers: str  # "auto" (0 on CPU, up to 4 on a GPU) or a count of DataLoader workers
     compile: str  # "auto" (on CUDA), "true" or "false": torch.compile(dynamic=True) of the model
+    threads: str  # "auto" (torch's current count) or the torch CPU threads of the run
     workdir: str | None
 
 
@@ -86,7 +89,8 @@ def read_defaults(path: str | Path | None = None) -> dict:
 
 
 def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
-    """Defaults of `path` (the packaged train.yaml) with `overrides` (None values are ignored)."""
+    """Defaults of `path` (the packaged train.yaml) with `overrides` (None values are ignored);
+    ValueError naming the key for a value out of range (`config_checks`)."""
     doc = read_defaults(path)
     given = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(given) - set(FIELDS))
@@ -110,7 +114,9 @@ def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
     extra = sorted(set(values) - set(FIELDS))
     if extra:
         raise ValueError(f"{path or DEFAULT_CONFIG}: unknown keys {extra}")
-    return TrainConfig(**{k: _coerce(k, v) for k, v in values.items()})
+    cfg = TrainConfig(**{k: _coerce(k, v) for k, v in values.items()})
+    check_config(cfg)
+    return cfg
 
 
 def _coerce(name: str, value):
@@ -139,9 +145,6 @@ def parse_assignments(items: list[str]) -> dict:
             raise ValueError(f"--set {item!r}: expected KEY=VALUE")
         out[key.strip()] = value.strip()
     return out
-
-
-PRECISIONS = ("auto", "32-true", "bf16-mixed")  # no loss scaler: see SpectraModule.configure_gradient_clipping
 
 
 def on_gpu(accelerator: str) -> bool:
@@ -181,6 +184,16 @@ def resolve_num_workers(value: str, accelerator: str) -> int:
     return max(1, min(4, torch.get_num_threads()))  # the sweep gives each packed point its share of threads
 
 
+def resolve_threads(value: str) -> int:
+    """torch CPU threads of a run: 'auto' keeps the process's current count (a sweep sets each
+    packed point's share before training), recorded as the number it is."""
+    if str(value) != "auto":
+        return int(value)
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 # `compile: auto` compiles only where it was measured to pay: 2B-TC at width 256 ran 2.0x faster
 # compiled on an H200 (docs/gpu.md); 2B-CGC and 3B-TC compile correctly (tests) but their GPU
 # speed-up is unmeasured, so they stay eager unless asked.
@@ -213,12 +226,14 @@ def n_parameters(model: str, width: int, points: int, blocks: int | None = None,
 
 
 def resolve(cfg: TrainConfig) -> dict:
-    """The full resolved configuration (a flat dict of plain values) including `run_key`."""
+    """The full resolved configuration (a flat dict of plain values) including `run_key`; ValueError
+    (naming the key) for a configuration the store cannot train. Creates nothing."""
     from datamodules.store import GraphStore
 
+    check_config(cfg)  # a TrainConfig built by hand has not been through load_config
     store = GraphStore(cfg.data)
     grid = store.manifest["grid"]
-    d = int(store.subset(cfg.D).size)
+    d = check_store(store, cfg.D)
     arch = (cfg.blocks, cfg.heads)
     n = n_parameters(cfg.model, cfg.width, store.points, *arch)
     # The width rule of the reference counts parameters on its own 2001-point grid: the lr of a
@@ -234,6 +249,7 @@ def resolve(cfg: TrainConfig) -> dict:
         n_parameters=n,
         n_parameters_reference=n_ref,
         data_hash=store.manifest["content_hash"],
+        data_hash_version=int(store.manifest.get("content_hash_version", 1)),  # 1: hash of the shards' bytes
         grid_points=int(grid["points"]),
         grid_start=float(grid["start"]),
         grid_stop=float(grid["stop"]),
@@ -242,6 +258,7 @@ def resolve(cfg: TrainConfig) -> dict:
         precision=resolve_precision(cfg.precision, cfg.accelerator),
         num_workers=resolve_num_workers(cfg.num_workers, cfg.accelerator),
         compile=resolve_compile(cfg.compile, cfg.accelerator, cfg.model),
+        threads=resolve_threads(cfg.threads),
     )
     out["run_key"] = run_key(out)
     return out

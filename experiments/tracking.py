@@ -76,3 +76,14 @@ def seen_steps(client, run_id: str) -> set[tuple[str, int]]:
     """(metric, step) pairs already logged to a run."""
     run = client.get_run(run_id)
     return {(k, m.step) for k in run.data.metrics for m in client.get_metric_history(run_id, k)}
+
+
+def note_environment_change(client, run_id: str, env: dict[str, str]) -> None:
+    """A resume on another machine or software: the run keeps its first environment's tags and
+    `env.changed_on_resume` lists what differed (its numbers are then not bit-reproducible)."""
+    old = client.get_run(run_id).data.tags
+    changed = [f"{k[4:]}: {old[k]} -> {v}" for k, v in env.items() if k in old and old[k] != v]
+    if changed:
+        previous = old.get("env.changed_on_resume")
+        note = "; ".join(changed)
+        client.set_tag(run_id, "env.changed_on_resume", f"{previous} | {note}" if previous else note)

@@ -15,22 +15,23 @@ follow the same files: they resume from `last.ckpt` exactly when rank 0 does.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.atomic import atomic_write_json, atomic_write_text
 from datamodules.datamodule import GraphDataModule
+from datamodules.environment import training_environment
 from lightning_modules.module import SpectraModule
 
 from . import tracking
+from .callbacks import EpochPrinter, LogBeforeCheckpoint, checkpoint_callbacks
 from .config import TrainConfig, dump, load_config, on_gpu, resolve
 from .monitor import ThroughputMonitor
 
@@ -39,31 +40,16 @@ PARAM_LIMIT = 500  # characters of an MLflow param value
 warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
 
 
-class EpochPrinter(Callback):
-    """One line per epoch on rank 0: losses and the epoch's wall time."""
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.t0 = time.perf_counter()
-
-    @rank_zero_only
-    def on_train_epoch_end(self, trainer, pl_module):
-        m = trainer.callback_metrics
-        parts = [f"{k} {float(m[k]):.5g}" for k in ("train_loss", "val_loss") if k in m]
-        dt = time.perf_counter() - getattr(self, "t0", time.perf_counter())
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {'  '.join(parts)}  ({dt:.1f} s)", flush=True)
-
-
-def checkpoint_callbacks(workdir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
-    """best.ckpt (lowest val_loss) and last.ckpt (rewritten after every epoch).
-
-    A separate callback for last.ckpt: since Lightning 2.6 `save_last=True` rewrites it only when
-    a top-k checkpoint is saved too, i.e. only on improvement, so a resume would repeat every
-    epoch since the best one. The best callback comes first: last.ckpt then holds its updated state.
-    """
-    common = dict(dirpath=workdir, save_top_k=1, enable_version_counter=False)
-    best = ModelCheckpoint(filename="best", monitor="val_loss", mode="min", **common)
-    last = ModelCheckpoint(filename="last", monitor=None, every_n_epochs=1, **common)
-    return best, last
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Train with exactly `n` torch CPU threads (the recorded count: CPU sums are split over threads);
+    the previous count is restored, since sweeps and tests train several points in one process."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _lock(workdir: Path):
@@ -116,7 +102,14 @@ def _start_run(client, exp_id: str, resolved: dict, tags: dict | None):
     return run.info.run_id
 
 
-def _prepare_rank0(client, exp_id: str, resolved: dict, workdir: Path, tags: dict | None, tracking_uri: str):
+def _run_environment(resolved: dict, gpu: bool) -> dict[str, str]:
+    """`env.*` tags: what determines the numbers besides the configuration (docs/reproducibility.md)."""
+    env = training_environment(gpu)
+    env["torch_threads"] = str(resolved["threads"])  # the count the run trains with (train applies it)
+    return {f"env.{k}": v for k, v in env.items()}
+
+
+def _prepare_rank0(client, exp_id: str, resolved: dict, workdir: Path, tags: dict | None, tracking_uri: str, env):
     """Decide between resume and fresh start; returns (run_id, ckpt_path or None, resumed)."""
     key = resolved["run_key"]
     live = {r.info.run_id: r for r in tracking.runs_with_key(client, exp_id, key)}
@@ -132,12 +125,13 @@ def _prepare_rank0(client, exp_id: str, resolved: dict, workdir: Path, tags: dic
     if run_id in live and last.exists():
         client.update_run(run_id, status="RUNNING")
         client.set_tag(run_id, tracking.STATUS_TAG, "running")
+        tracking.note_environment_change(client, run_id, env)
         return run_id, str(last), True
     for orphan in live:  # unfinished runs without a checkpoint to continue from: nothing to keep
         client.delete_run(orphan)
     for stale in workdir.glob("*.ckpt"):
         stale.unlink()
-    run_id = _start_run(client, exp_id, resolved, tags)
+    run_id = _start_run(client, exp_id, resolved, {**env, **(tags or {})})
     atomic_write_json(
         state_file, {"run_id": run_id, "run_key": key, "experiment_id": exp_id, "tracking_uri": tracking_uri}
     )
@@ -187,9 +181,7 @@ def train(
     workdir = Path(cfg.workdir or Path("runs") / experiment / key).resolve()
     resolved["workdir"] = str(workdir)  # not part of the key
     uri = tracking_uri or tracking.default_tracking_uri()
-    world = int(cfg.devices)
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
+    world = int(cfg.devices)  # batch_size divides by it: checked by load_config/resolve
     rank0 = rank_zero_only.rank == 0
 
     lock, logger, run_id, ckpt, resumed, client = None, False, None, None, False, None
@@ -201,7 +193,8 @@ def train(
             return _result(client, finished[0], "skipped")
         workdir.mkdir(parents=True, exist_ok=True)
         lock = _lock(workdir)
-        run_id, ckpt, resumed = _prepare_rank0(client, exp_id, resolved, workdir, tags, uri)
+        env = _run_environment(resolved, on_gpu(cfg.accelerator))
+        run_id, ckpt, resumed = _prepare_rank0(client, exp_id, resolved, workdir, tags, uri, env)
         atomic_write_text(workdir / "config.yaml", dump(resolved))
         logger = tracking.RunLogger(
             experiment_name=experiment,
@@ -214,7 +207,8 @@ def train(
         ckpt = str(last) if last.exists() else None
 
     try:
-        return _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, client, run_id, resumed)
+        with torch_threads(resolved["threads"]):
+            return _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, client, run_id, resumed)
     except BaseException as err:
         if rank0:  # a pruned trial (a callback raised optuna.TrialPruned) is a deliberate, final stop
             pruned = _is_pruned(err)
@@ -254,7 +248,7 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         # clipping: SpectraModule.configure_gradient_clipping (the fused optimiser under bf16-mixed)
         use_distributed_sampler=False,
         logger=logger,
-        callbacks=[checkpoint, last, EpochPrinter(), ThroughputMonitor(), *extra_callbacks],
+        callbacks=[LogBeforeCheckpoint(), checkpoint, last, EpochPrinter(), ThroughputMonitor(), *extra_callbacks],
         num_sanity_val_steps=0,
         enable_progress_bar=False,
         enable_model_summary=False,

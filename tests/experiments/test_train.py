@@ -83,6 +83,9 @@ def test_run_key_depends_on_grid_point_data_and_recipe_only(tiny_config, store20
 
     base = key()
     assert base == key(tmp_path / "elsewhere", devices=2, strategy="ddp", num_workers=1, accelerator="cpu")
+    assert base == key(threads=1) == key(threads=3)  # execution only
+    assert resolve(load_config(tiny_config(store201, tmp_path, threads=3)))["threads"] == 3
+    assert resolve(load_config(tiny_config(store201, tmp_path)))["threads"] == torch.get_num_threads()  # auto
     assert base == key(D=32)  # D omitted = the whole train split (32 materials)
     changed = [{"seed": 2}, {"D": 16}, {"width": 32}, {"model": "2b-cgc"}, {"epochs": 3}, {"w_drude": 0.5}]
     keys = {key(**c) for c in changed} | {key(data=str(derived_store))}
@@ -247,7 +250,7 @@ class ScriptedLoss(L.LightningModule):
 
 
 def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path):
-    from experiments.train import checkpoint_callbacks
+    from experiments.callbacks import checkpoint_callbacks
 
     best, last = checkpoint_callbacks(tmp_path)
     trainer = L.Trainer(
