@@ -17,8 +17,13 @@ from .sources import from_records
 STYLE = {"paper": "-", "robust": "--"}
 
 
+def public(fit: dict) -> dict:
+    """The fit without its private per-replicate fields (keys starting with '_')."""
+    return {k: v for k, v in fit.items() if not k.startswith("_")}
+
+
 def write_json(fits: list[dict], path) -> Path:
-    atomic_write_json(path, fits)
+    atomic_write_json(path, [public(f) for f in fits])
     return Path(path)
 
 
@@ -41,12 +46,17 @@ def _params_cell(fit: dict) -> str:
 
 
 def markdown_table(fits: list[dict]) -> str:
-    cols = "model axis fixed method form n parameters AICc ΔAICc best break at_bound oos_rmse_log status".split()
+    cols = (
+        "model axis fixed method form n parameters AICc ΔAICc best share law break at_bound"
+        " oos_rmse_log extrap_rmse_log_1/2 status"
+    ).split()
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for f in aicc_table(fits):
         fixed = ", ".join(f"{k}={v}" for k, v in f["fixed"].items()) or "–"
         brk = {None: "–", True: "yes", False: "no"}[f.get("break_in_range")]
         oos = (f.get("oos") or {}).get("rmse_log")
+        ext = f.get("extrapolation") or {}
+        share = f.get("selection_share")
         cells = [
             f["model"],
             f["axis"],
@@ -58,17 +68,36 @@ def markdown_table(fits: list[dict]) -> str:
             _g(f["aicc"]),
             _g(f.get("delta_aicc")),
             "**yes**" if f.get("best") else "",
+            "–" if share is None else f"{share:.0%}",
+            "**law**" if f.get("law") else "",
             brk,
             ", ".join(f["at_bound"]) or "",
             _g(oos),
+            f"{_g(ext.get('drop_1'))} / {_g(ext.get('drop_2'))}" if ext else "–",
             f["status"].replace("|", "/"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def selection_lines(fits: list[dict]) -> str:
+    """One line per robust series: its law, or the forms the data cannot tell apart."""
+    seen, lines = set(), []
+    for f in fits:
+        if f["method"] != "robust" or "selection" not in f:
+            continue
+        key = (f["model"], f["axis"], tuple(sorted(f["fixed"].items())))
+        if key not in seen:
+            seen.add(key)
+            fixed = ", ".join(f"{k}={v}" for k, v in f["fixed"].items())
+            lines.append(f"- {f['model']} along {f['axis']}" + (f" ({fixed})" if fixed else "") + f": {f['selection']}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def write_markdown(fits: list[dict], path) -> Path:
-    atomic_write_text(path, "# Scaling-law fits\n\n" + markdown_table(fits))
+    sel = selection_lines(fits)
+    head = f"## Selection (robust, over bootstrap replicates)\n\n{sel}\n## AICc table\n\n" if sel else ""
+    atomic_write_text(path, "# Scaling-law fits\n\n" + head + markdown_table(fits))
     return Path(path)
 
 
