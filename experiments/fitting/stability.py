@@ -26,6 +26,8 @@ def fit_robust_group(series: Series, names, starts=32, bootstrap=200, seed=0, f_
     for name in names:
         fit, q, rng = point_fit(series, FORMS[name], starts, _sub_seed(seed, series, name), f_scale)
         fit["bootstrap"]["replicates"] = int(bootstrap)
+        cells = series.cell_x.T if series.axis == "ND" else series.cell_x
+        fit["_cells"] = sorted({tuple(map(float, c)) if series.axis == "ND" else float(c) for c in cells})
         done.append((fit, q, rng))
     ok = [(f, q) for f, q, _ in done if q is not None and f["aicc"] is not None and "degenerate" not in f["status"]]
     if not ok:
