@@ -56,11 +56,12 @@ def floor_of(form, params: dict, x_max: float) -> float:
 
 
 def _interval(values) -> list | None:
-    v = np.asarray([x for x in values], float)
+    """2.5-97.5 percentile interval; an end at +inf (unreachable replicates) is None."""
+    v = np.asarray(list(values), float)
     if v.size < 2:
         return None
-    lo, hi = np.percentile(v, [2.5, 97.5])
-    return [float(lo), float(hi) if np.isfinite(hi) else None]
+    lo, hi = np.percentile(np.where(np.isfinite(v), v, 1e300), [2.5, 97.5])
+    return [float(lo) if lo < 1e299 else None, float(hi) if hi < 1e299 else None]
 
 
 def replicate_params(fit: dict) -> list[dict]:
