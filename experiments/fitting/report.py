@@ -116,8 +116,9 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_fits(fits: list[dict], points, out_dir) -> list[Path]:
-    """Loss against D and N (log-log, mean ± std over seeds, the fitted laws, breaks marked) per
-    series, and the 2-D map of the best 2-D law per model and method."""
+    """Loss against D and N (log-log, mean ± std over seeds, the fitted laws: the law bold, the
+    others faint; breaks marked; residuals of the bold laws below) per series, and the 2-D map of
+    the best 2-D law per model and method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,20 +141,33 @@ def plot_fits(fits: list[dict], points, out_dir) -> list[Path]:
                 paths.append(_plot_map(plt, s, best, out_dir / f"{_name(s.model, 'ND', method)}.png"))
             continue
         mean, std, _ = s.stats()
-        fig, ax = plt.subplots(
-            figsize=(6, 4.2),
-        )
+        fig, (ax, res) = plt.subplots(2, 1, figsize=(6, 5.4), sharex=True, gridspec_kw={"height_ratios": (3, 1)})
         ax.errorbar(s.cell_x, mean, yerr=std, fmt="ko", ms=4, capsize=3, label="mean ± std over seeds", zorder=5)
         grid = np.geomspace(s.cell_x.min() / 1.5, s.cell_x.max() * 1.5, 200)
-        for f in mine:
+        for f in mine:  # the law (robust) or the AICc-best form (paper) bold, the others faint
             law = FORMS[f["form"]].predict(grid, f["params"])
-            lw = 2.2 if f.get("best") else 1.0
-            label = f"{f['form']} ({f['method']})" + (" best" if f.get("best") else "")
-            ax.plot(grid, law, STYLE[f["method"]], color=colours[f["form"]], lw=lw, label=label)
+            main = f.get("law") if f["method"] == "robust" else f.get("best")
+            share = f.get("selection_share")
+            label = f"{f['form']} ({f['method']}" + (f", {share:.0%})" if share is not None else ")")
+            label += " LAW" if f.get("law") else " best" if f.get("best") else ""
+            ax.plot(
+                grid,
+                law,
+                STYLE[f["method"]],
+                color=colours[f["form"]],
+                lw=2.6 if main else 1.0,
+                alpha=1.0 if main else 0.35,
+                label=label,
+            )
+            if main:
+                r = np.log(mean / FORMS[f["form"]].predict(s.cell_x, f["params"]))
+                res.plot(s.cell_x, r, "o" + STYLE[f["method"]], color=colours[f["form"]], ms=4)
             if f.get("break_in_range"):
                 ax.axvline(f["params"]["xc"], color=colours[f["form"]], ls=":", lw=1.2)
                 ax.annotate("xc", (f["params"]["xc"], ax.get_ylim()[0]), color=colours[f["form"]], fontsize=8)
-        ax.set(xscale="log", yscale="log", xlabel=s.axis, ylabel="best validation loss", title=s.label)
+        res.axhline(0.0, color="k", lw=0.8)
+        res.set(xscale="log", xlabel=s.axis, ylabel="log(obs / law)")
+        ax.set(xscale="log", yscale="log", ylabel="best validation loss", title=s.label)
         plain = plt.matplotlib.ticker.FormatStrFormatter("%.3g")  # losses span less than a decade
         ax.yaxis.set_major_formatter(plain)
         ax.yaxis.set_minor_formatter(plain)
