@@ -94,13 +94,15 @@ def fit_runs(
     `runs`: a pandas DataFrame or an iterable of mappings with model, D, N, seed, val_loss; `axes`:
     a subset of ("D", "N", "ND"), one of them, or "all"; `forms`: a subset of FORMS (default all).
 
-    Returns the fit records with AICc selection and the break rule applied (select.annotate).
+    Returns the fit records with AICc selection, the break rule and, for the robust method, the
+    selection shares over shared bootstrap replicates and the headline law (select.annotate).
     Groups that are no series (a single x) are appended to `skipped` when a list is given.
     """
     from .forms import FORMS, FORMS_1D, FORMS_2D
     from .select import annotate
     from .series import build_series
     from .sources import from_records
+    from .stability import fit_robust_group
 
     methods = METHODS if method == "both" else (method,)
     for m in methods:
@@ -117,7 +119,10 @@ def fit_runs(
         skipped.extend(skip)
     fits = []
     for s in series:
+        mine = [n for n in names if n in (FORMS_2D if s.axis == "ND" else FORMS_1D)]
         for m in methods:
-            for name in (n for n in names if n in (FORMS_2D if s.axis == "ND" else FORMS_1D)):
-                fits.append(fit_series(s, name, m, starts=starts, bootstrap=bootstrap, seed=seed))
+            if m == "robust":  # all forms on shared bootstrap replicates: selection shares
+                fits.extend(fit_robust_group(s, mine, starts=starts, bootstrap=bootstrap, seed=seed))
+            else:
+                fits.extend(fit_series(s, name, m, starts=starts, bootstrap=bootstrap, seed=seed) for name in mine)
     return annotate(fits)

@@ -28,6 +28,22 @@ def register(cli) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the robust starts and the bootstrap")
     p.set_defaults(func=cmd_fit)
 
+    p = cli.command("plan", "D (or N) needed for a target loss, data- or model-limited, and the cost")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--experiment", metavar="NAME", help="MLflow experiment whose FINISHED runs are read")
+    src.add_argument("--csv", metavar="FILE", help="CSV as for fit (optional columns graphs_per_s, epochs)")
+    p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default as for fit)")
+    p.add_argument("--target-loss", type=float, required=True, metavar="L", help="the validation loss to reach")
+    p.add_argument("--json", required=True, metavar="OUT", help="write the plan (a list of entries) as JSON")
+    p.add_argument("--md", metavar="OUT.md", help="write the plan as Markdown")
+    p.add_argument("--plot", metavar="OUT.png", help="plot the laws, their bands, the target and the x needed")
+    p.add_argument("--cost-per-material", type=float, metavar="H", help="DFT core-hours per material")
+    p.add_argument("--forms", default=None, help="comma-separated subset of the forms (default: all)")
+    p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap replicates")
+    p.add_argument("--starts", type=int, default=32, metavar="K", help="starting points")
+    p.add_argument("--seed", type=int, default=0, help="seed of the starts and the bootstrap")
+    p.set_defaults(func=cmd_plan)
+
     p = cli.command("fit", "cost of the fitting methods and calibration of their stated errors", BENCH)
     p.add_argument("--json", required=True, metavar="OUT", help="where to write the figures")
     p.add_argument("--draws", type=int, default=30, help="noise draws per law")
@@ -95,4 +111,45 @@ def cmd_fit(args) -> int:
         print(f"wrote {len(paths)} figures into {args.plots}")
     if not (args.json or args.markdown or args.plots):
         sys.stdout.write(markdown_table(fits))
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from datamodules.atomic import atomic_write_json
+
+    from . import fit_runs, read_csv, read_mlflow
+    from .plan import choose_law, series_groups
+    from .plan_report import plot_plan, write_plan_markdown
+    from .planner import plan_fits, read_csv_throughput, read_mlflow_throughput
+
+    if args.bootstrap < 2 or args.starts < 1:
+        raise ValueError("--bootstrap must be >= 2 and --starts >= 1")
+    if args.csv:
+        runs, source, rates = read_csv(args.csv), args.csv, read_csv_throughput(args.csv)
+    else:
+        runs, _skipped = read_mlflow(args.experiment, args.tracking_uri)
+        source, rates = (
+            f"MLflow experiment {args.experiment!r}",
+            read_mlflow_throughput(args.experiment, args.tracking_uri),
+        )
+    if not runs:
+        raise ValueError(f"{source}: no usable runs")
+    forms = [f.strip() for f in args.forms.split(",")] if args.forms else None
+    fits = fit_runs(runs, "all", "robust", forms, starts=args.starts, bootstrap=args.bootstrap, seed=args.seed)
+    entries = plan_fits(fits, args.target_loss, rates, args.cost_per_material)
+    print(f"{source}: {len(runs)} runs; {len(entries)} laws; target loss {args.target_loss:.4g}")
+    for e in entries:
+        ci = e["x_needed_ci95"]
+        what = (
+            f"{e['axis']} needed {e['x_needed']:.4g}" if e["reachable"] else f"not reachable (floor {e['floor']:.4g})"
+        )
+        what += f" [{ci[0]:.4g}, {'inf' if ci[1] is None else f'{ci[1]:.4g}'}]" if ci else ""
+        print(f"  {e['model']} {e['axis']}: {e['law']}{'' if e['law_decided'] else ' (undecided)'}: {what}")
+    atomic_write_json(args.json, entries)
+    print(f"wrote {args.json}")
+    if args.md:
+        print(f"wrote {write_plan_markdown(entries, args.md)}")
+    if args.plot:
+        laws = {k: choose_law(g) for k, g in series_groups(fits).items()}
+        print(f"wrote {plot_plan(entries, laws, runs, args.plot)}")
     return 0

@@ -17,8 +17,13 @@ from .sources import from_records
 STYLE = {"paper": "-", "robust": "--"}
 
 
+def public(fit: dict) -> dict:
+    """The fit without its private per-replicate fields (keys starting with '_')."""
+    return {k: v for k, v in fit.items() if not k.startswith("_")}
+
+
 def write_json(fits: list[dict], path) -> Path:
-    atomic_write_json(path, fits)
+    atomic_write_json(path, [public(f) for f in fits])
     return Path(path)
 
 
@@ -41,12 +46,17 @@ def _params_cell(fit: dict) -> str:
 
 
 def markdown_table(fits: list[dict]) -> str:
-    cols = "model axis fixed method form n parameters AICc ΔAICc best break at_bound oos_rmse_log status".split()
+    cols = (
+        "model axis fixed method form n parameters AICc ΔAICc best share law break at_bound"
+        " oos_rmse_log extrap_rmse_log_1/2 status"
+    ).split()
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for f in aicc_table(fits):
         fixed = ", ".join(f"{k}={v}" for k, v in f["fixed"].items()) or "–"
         brk = {None: "–", True: "yes", False: "no"}[f.get("break_in_range")]
         oos = (f.get("oos") or {}).get("rmse_log")
+        ext = f.get("extrapolation") or {}
+        share = f.get("selection_share")
         cells = [
             f["model"],
             f["axis"],
@@ -58,17 +68,36 @@ def markdown_table(fits: list[dict]) -> str:
             _g(f["aicc"]),
             _g(f.get("delta_aicc")),
             "**yes**" if f.get("best") else "",
+            "–" if share is None else f"{share:.0%}",
+            "**law**" if f.get("law") else "",
             brk,
             ", ".join(f["at_bound"]) or "",
             _g(oos),
+            f"{_g(ext.get('drop_1'))} / {_g(ext.get('drop_2'))}" if ext else "–",
             f["status"].replace("|", "/"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def selection_lines(fits: list[dict]) -> str:
+    """One line per robust series: its law, or the forms the data cannot tell apart."""
+    seen, lines = set(), []
+    for f in fits:
+        if f["method"] != "robust" or "selection" not in f:
+            continue
+        key = (f["model"], f["axis"], tuple(sorted(f["fixed"].items())))
+        if key not in seen:
+            seen.add(key)
+            fixed = ", ".join(f"{k}={v}" for k, v in f["fixed"].items())
+            lines.append(f"- {f['model']} along {f['axis']}" + (f" ({fixed})" if fixed else "") + f": {f['selection']}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def write_markdown(fits: list[dict], path) -> Path:
-    atomic_write_text(path, "# Scaling-law fits\n\n" + markdown_table(fits))
+    sel = selection_lines(fits)
+    head = f"## Selection (robust, over bootstrap replicates)\n\n{sel}\n## AICc table\n\n" if sel else ""
+    atomic_write_text(path, "# Scaling-law fits\n\n" + head + markdown_table(fits))
     return Path(path)
 
 
@@ -87,8 +116,9 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_fits(fits: list[dict], points, out_dir) -> list[Path]:
-    """Loss against D and N (log-log, mean ± std over seeds, the fitted laws, breaks marked) per
-    series, and the 2-D map of the best 2-D law per model and method."""
+    """Loss against D and N (log-log, mean ± std over seeds, the fitted laws: the law bold, the
+    others faint; breaks marked; residuals of the bold laws below) per series, and the 2-D map of
+    the best 2-D law per model and method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,20 +141,33 @@ def plot_fits(fits: list[dict], points, out_dir) -> list[Path]:
                 paths.append(_plot_map(plt, s, best, out_dir / f"{_name(s.model, 'ND', method)}.png"))
             continue
         mean, std, _ = s.stats()
-        fig, ax = plt.subplots(
-            figsize=(6, 4.2),
-        )
+        fig, (ax, res) = plt.subplots(2, 1, figsize=(6, 5.4), sharex=True, gridspec_kw={"height_ratios": (3, 1)})
         ax.errorbar(s.cell_x, mean, yerr=std, fmt="ko", ms=4, capsize=3, label="mean ± std over seeds", zorder=5)
         grid = np.geomspace(s.cell_x.min() / 1.5, s.cell_x.max() * 1.5, 200)
-        for f in mine:
+        for f in mine:  # the law (robust) or the AICc-best form (paper) bold, the others faint
             law = FORMS[f["form"]].predict(grid, f["params"])
-            lw = 2.2 if f.get("best") else 1.0
-            label = f"{f['form']} ({f['method']})" + (" best" if f.get("best") else "")
-            ax.plot(grid, law, STYLE[f["method"]], color=colours[f["form"]], lw=lw, label=label)
+            main = f.get("law") if f["method"] == "robust" else f.get("best")
+            share = f.get("selection_share")
+            label = f"{f['form']} ({f['method']}" + (f", {share:.0%})" if share is not None else ")")
+            label += " LAW" if f.get("law") else " best" if f.get("best") else ""
+            ax.plot(
+                grid,
+                law,
+                STYLE[f["method"]],
+                color=colours[f["form"]],
+                lw=2.6 if main else 1.0,
+                alpha=1.0 if main else 0.35,
+                label=label,
+            )
+            if main:
+                r = np.log(mean / FORMS[f["form"]].predict(s.cell_x, f["params"]))
+                res.plot(s.cell_x, r, "o" + STYLE[f["method"]], color=colours[f["form"]], ms=4)
             if f.get("break_in_range"):
                 ax.axvline(f["params"]["xc"], color=colours[f["form"]], ls=":", lw=1.2)
                 ax.annotate("xc", (f["params"]["xc"], ax.get_ylim()[0]), color=colours[f["form"]], fontsize=8)
-        ax.set(xscale="log", yscale="log", xlabel=s.axis, ylabel="best validation loss", title=s.label)
+        res.axhline(0.0, color="k", lw=0.8)
+        res.set(xscale="log", xlabel=s.axis, ylabel="log(obs / law)")
+        ax.set(xscale="log", yscale="log", ylabel="best validation loss", title=s.label)
         plain = plt.matplotlib.ticker.FormatStrFormatter("%.3g")  # losses span less than a decade
         ax.yaxis.set_major_formatter(plain)
         ax.yaxis.set_minor_formatter(plain)

@@ -14,7 +14,8 @@
   residuals), in the parameters' fitting space. ci95 = 2.5-97.5 percentile interval of the
   (inflated) replicates, stderr = their standard deviation.
 - Out of sample: the fit repeated without the largest x (ND: without the largest D), its prediction
-  there against the observed mean: rmse_log (RMS of log(pred/obs)) and max_rel_error.
+  there against the observed mean: rmse_log (RMS of log(pred/obs)) and max_rel_error; and
+  `extrapolation`: that rmse_log without the largest 1 (drop_1) and the largest 2 (drop_2) x.
 - AICc from the log residuals of all runs (RSS = sum r^2, n = number of runs).
 """
 
@@ -100,13 +101,17 @@ def _starts(form, series, n_starts, rng, extra=()) -> list[np.ndarray]:
     return starts
 
 
-def out_of_sample(form, series, q_best, n_starts, rng, f_scale) -> dict:
-    """Refit without the largest x (ND: largest D); error of its prediction there."""
+def out_of_sample(form, series, q_best, n_starts, rng, f_scale, n_held: int = 1) -> dict:
+    """Refit without the `n_held` largest x (ND: largest D values); error of its prediction there:
+    rmse_log = RMS over the held cells of log(pred / observed mean), max_rel_error = max |pred/obs - 1|."""
     xs = series.cell_x[1] if series.axis == "ND" else series.cell_x
-    held = xs == xs.max()
+    distinct = np.unique(xs)
+    if len(distinct) <= n_held:
+        return {"status": f"too few points left without the largest {n_held} {series.axis[-1]}"}
+    held = xs >= distinct[-n_held]
     train = series.subset(~held)
     if train.n_cells < form.k or (series.axis == "ND" and len(np.unique(train.cell_x[1])) < 2):
-        return {"status": f"too few points left without the largest {series.axis[-1]}"}
+        return {"status": f"too few points left without the largest {n_held} {series.axis[-1]}"}
     q = _Problem(form, train, f_scale).best(_starts(form, train, max(n_starts // 2, 1), rng, extra=[q_best]))
     if q is None:
         return {"status": "refit failed"}
@@ -115,7 +120,9 @@ def out_of_sample(form, series, q_best, n_starts, rng, f_scale) -> dict:
     obs = mean[held]
     return {
         "status": "ok",
-        "held_out": {series.axis[-1]: float(xs.max())},
+        "held_out": {series.axis[-1]: [float(v) for v in distinct[-n_held:]]}
+        if n_held > 1
+        else {series.axis[-1]: float(xs.max())},
         "rmse_log": num(np.sqrt(np.mean(np.log(pred / obs) ** 2))),
         "max_rel_error": num(np.max(np.abs(pred / obs - 1))),
     }
@@ -142,39 +149,75 @@ def _replicate(series: Series, kind: str, prob: _Problem, q, rng) -> Series:
     return replace(series, y=np.exp(logy))
 
 
-def fit_robust(series: Series, form: Form, starts=32, bootstrap=200, seed=0, f_scale=F_SCALE) -> dict:
-    """One form fitted to one series by the robust method -> a fit record (with ci95 and oos)."""
+def point_fit(series: Series, form: Form, starts=32, seed=0, f_scale=F_SCALE):
+    """The best fit on all runs -> (fit record without bootstrap, q in fitting space or None, rng)."""
     fit = new_fit(series, form, "robust", n_points=series.n_runs)
-    fit.update(oos=None, bootstrap={"replicates": int(bootstrap), "converged": 0})
+    fit.update(oos=None, bootstrap={"replicates": 0, "converged": 0})
+    rng = np.random.default_rng(seed)
     why = too_few(series, form)
     if why:
         fit["status"] = why
-        return fit
-    rng = np.random.default_rng(seed)
+        return fit, None, rng
     prob = _Problem(form, series, f_scale)
     q = prob.best(_starts(form, series, starts, rng))
     if q is None:
         fit["status"] = "fit failed: no start converged"
-        return fit
+        return fit, None, rng
     p = form.to_natural(q)
     fit["params"] = {k: num(v) for k, v in zip(form.params, p, strict=True)}
     fit["at_bound"] = at_bound(form, p, series.y)
     add_status(fit, undetermined(form, series.cell_x, p))
     fit["aicc"], why = aicc(float(np.sum(prob.residuals(q) ** 2)), series.n_runs, form.k)
     add_status(fit, why)
-    reps, kind, inflate = [], *_bootstrap_kind(series, form)
-    fit["bootstrap"].update(kind=kind, inflation=inflate)
-    for _ in range(bootstrap):
-        s = _Problem(form, _replicate(series, kind, prob, q, rng), f_scale).solve(q)
-        if s is not None:
-            reps.append(form.to_natural(q + inflate * (s[0] - q)))
-    fit["bootstrap"]["converged"] = len(reps)
-    if len(reps) >= 2:
-        reps = np.array(reps)
-        lo, hi = np.percentile(reps, [2.5, 97.5], axis=0)
-        fit["stderr"] = {k: num(v) for k, v in zip(form.params, reps.std(axis=0, ddof=1), strict=True)}
+    return fit, q, rng
+
+
+def draw_replicates(series: Series, form: Form, q, k: int, rng, f_scale=F_SCALE) -> list[Series]:
+    """k bootstrap replicates of `series` (runs within each x, else the residuals of `form` at q)."""
+    kind, _ = _bootstrap_kind(series, form)
+    prob = _Problem(form, series, f_scale)
+    return [_replicate(series, kind, prob, q, rng) for _ in range(k)]
+
+
+def add_bootstrap(fit: dict, series: Series, form: Form, q, replicates: list[Series], f_scale=F_SCALE) -> None:
+    """Refits on each replicate from q: ci95, stderr; keeps, per replicate, the inflated natural
+    parameters (`_reps`, None where the refit failed) and its AICc (`_rep_aicc`) for selection."""
+    kind, inflate = _bootstrap_kind(series, form)
+    fit["bootstrap"] = {"replicates": len(replicates), "converged": 0, "kind": kind, "inflation": inflate}
+    reps, rep_aicc = [], []
+    for rep in replicates:
+        prob = _Problem(form, rep, f_scale)
+        s = prob.solve(q)
+        if s is None:
+            reps.append(None)
+            rep_aicc.append(None)
+            continue
+        reps.append(form.to_natural(q + inflate * (s[0] - q)))
+        rep_aicc.append(aicc(float(np.sum(prob.residuals(s[0]) ** 2)), rep.n_runs, form.k)[0])
+    fit["_reps"], fit["_rep_aicc"] = reps, rep_aicc
+    ok = np.array([r for r in reps if r is not None])
+    fit["bootstrap"]["converged"] = len(ok)
+    if len(ok) >= 2:
+        lo, hi = np.percentile(ok, [2.5, 97.5], axis=0)
+        fit["stderr"] = {k: num(v) for k, v in zip(form.params, ok.std(axis=0, ddof=1), strict=True)}
         fit["ci95"] = {k: [num(a), num(b)] for k, a, b in zip(form.params, lo, hi, strict=True)}
-    elif bootstrap:
+    elif replicates:
         add_status(fit, "no bootstrap interval: fewer than 2 replicates converged")
+
+
+def add_out_of_sample(fit, series, form, q, starts, rng, f_scale=F_SCALE) -> None:
+    """oos (without the largest x) and extrapolation: log-space errors without the largest 1 and 2 x."""
     fit["oos"] = out_of_sample(form, series, q, starts, rng, f_scale)
+    two = out_of_sample(form, series, q, starts, rng, f_scale, n_held=2)
+    fit["extrapolation"] = {"drop_1": fit["oos"].get("rmse_log"), "drop_2": two.get("rmse_log")}
+
+
+def fit_robust(series: Series, form: Form, starts=32, bootstrap=200, seed=0, f_scale=F_SCALE) -> dict:
+    """One form fitted to one series by the robust method -> a fit record (with ci95 and oos)."""
+    fit, q, rng = point_fit(series, form, starts, seed, f_scale)
+    fit["bootstrap"]["replicates"] = int(bootstrap)
+    if q is None:
+        return fit
+    add_bootstrap(fit, series, form, q, draw_replicates(series, form, q, bootstrap, rng, f_scale), f_scale)
+    add_out_of_sample(fit, series, form, q, starts, rng, f_scale)
     return fit

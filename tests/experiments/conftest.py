@@ -114,6 +114,12 @@ def log_runs(tracking_uri, experiment, rows, tmp_path):
     return ids
 
 
+@pytest.fixture
+def mlflow_rows():
+    """The `log_runs(tracking_uri, experiment, rows, tmp_path)` function: real runs in a store."""
+    return log_runs
+
+
 @pytest.fixture(scope="session")
 def mlflow_store(tmp_path_factory):
     """One real SQLite MLflow store (its creation dominates the cost) with two experiments:
