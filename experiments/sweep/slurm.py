@@ -93,8 +93,9 @@ def submit(
     max_requeues: int = 10,
     log=print,
 ) -> str:
-    """Submit `tasks` workers as one job array (all running at once where the cluster allows);
-    returns the array's job id."""
+    """Submit `tasks` workers as one job array (all running at once where the cluster allows; one
+    task is a plain job); returns the array's job id. Only a task with `time_min` is requeued when
+    it reaches its limit (submitit needs to know the limit)."""
     if shutil.which("sbatch") is None:
         raise RuntimeError("--launcher slurm: `sbatch` not found (is this a SLURM login node?)")
     if tasks < 1:
@@ -106,6 +107,8 @@ def submit(
     if time_min:
         params["time"] = int(time_min)
         params["signal_delay_s"] = min(90, max(10, int(time_min) * 6))  # 10 % of a short limit
+    else:  # the partition's default limit (submitit's own default is 5 minutes); no requeue at it
+        params["time"] = None
     if gpus_per_task:
         params["gpus_per_node"] = int(gpus_per_task)
     if cpus_per_task:
@@ -122,15 +125,22 @@ def submit(
     return job_id
 
 
-def wait(job_id: str, poll_s: float = 5.0, log=print) -> None:
+def wait(job_id: str, poll_s: float = 5.0, log=print, max_errors: int = 60) -> None:
     """Until the array has left the queue (requeued tasks stay in it); `squeue`, so no accounting
-    database is needed."""
-    last = None
+    database is needed. A busy controller's errors are retried (`max_errors` in a row)."""
+    last, errors = None, 0
     while True:
         out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, check=False)
+        if out.returncode and "Invalid job id" in out.stderr:  # left the queue and forgotten
+            return
+        if out.returncode:
+            errors += 1
+            if errors >= max_errors:
+                raise RuntimeError(f"squeue failed {errors} times in a row: {out.stderr.strip()}")
+            time.sleep(poll_s)
+            continue
+        errors = 0
         states = sorted(out.stdout.split())
-        if out.returncode and "Invalid job id" not in out.stderr:
-            raise RuntimeError(f"squeue failed: {out.stderr.strip()}")
         if not states:
             return
         summary = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
