@@ -263,7 +263,8 @@ def _interrupted_with_checkpoint(tmp_path) -> set[str]:
 
 @pytest.mark.slow
 def test_a_cancelled_slurm_sweep_is_resumed_by_a_resubmission(store201, tmp_path, slurm_cluster):
-    spec = sweep_file(tmp_path, store201, D=(8, 16), seeds=(1, 2), epochs=3)
+    # 12 epochs (~6 s of training per point here): the cancel lands while the point trains
+    spec = sweep_file(tmp_path, store201, D=(8, 16), seeds=(1, 2), epochs=12)
     args = ("--array-parallelism", "2", "--cpus-per-task", "1")
     done, uri = _slurm_sweep(spec, tmp_path, slurm_cluster, *args)
     job = re.search(r"submitted SLURM job array (\d+)", done.stdout).group(1)
