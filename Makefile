@@ -46,7 +46,7 @@ import-samples: install ## import the published sample records (../shared) into 
 test: install ## the default test suite (slow tests excluded; under 10 minutes on 2 cores)
 	$(PY) -m pytest -m "not slow"
 
-test-slow: install ## the slow tests only (real DDP, sweeps on PostgreSQL + mlflow server); CI runs them too
+test-slow: install ## the slow tests only (real DDP, sweeps on PostgreSQL + mlflow server and on SLURM); CI runs them too
 	$(PY) -m pytest -m slow
 
 test-all: install ## every test

@@ -19,6 +19,19 @@ def register(cli) -> None:
     p.add_argument("--worker-only", action="store_true", help="be one worker: train, then exit without fitting")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per training (default: torch's)")
     p.add_argument("--json", default=None, metavar="OUT", help="write the summary as JSON")
+    s = p.add_argument_group("SLURM (--launcher slurm: the workers as one job array; docs/cluster.md)")
+    s.add_argument("--launcher", default="local", choices=("local", "slurm"), help="where the workers run")
+    s.add_argument(
+        "--array-parallelism", type=int, default=None, metavar="K", help="array tasks (workers) (default: up to 4)"
+    )
+    s.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    s.add_argument("--time", type=int, default=None, metavar="MIN", help="time limit per task; requeued when hit")
+    s.add_argument("--gpus-per-task", type=int, default=None, metavar="G", help="GPUs per array task")
+    s.add_argument("--cpus-per-task", type=int, default=None, metavar="C", help="CPUs per array task (its threads)")
+    s.add_argument("--mem-gb", type=float, default=None, help="memory per array task")
+    s.add_argument("--slurm-folder", default="runs/slurm", help="submitit's job files and logs")
+    s.add_argument("--max-requeues", type=int, default=10, help="requeues of a task after timeouts")
+    s.add_argument("--wait", action="store_true", help="wait for the array, then check and fit")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -49,9 +62,38 @@ def cmd_sweep(args) -> int:
         for pid, why in report.failed.items():
             print(f"  failed {pid}: {why}")
         return 1 if report.failed else 0
+    slurm = None
+    if args.launcher == "slurm":
+        slurm = {
+            "wait": args.wait,
+            "partition": args.partition,
+            "time_min": args.time,
+            "gpus_per_task": args.gpus_per_task,
+            "cpus_per_task": args.cpus_per_task,
+            "mem_gb": args.mem_gb,
+            "folder": args.slurm_folder,
+            "max_requeues": args.max_requeues,
+        }
+        if args.array_parallelism is not None:
+            slurm["tasks"] = args.array_parallelism
     summary = run_sweep(
-        spec, args.axis, args.workers, args.storage, args.tracking_uri, extra, fit=not args.no_fit, pack=args.pack
+        spec,
+        args.axis,
+        args.workers,
+        args.storage,
+        args.tracking_uri,
+        extra,
+        fit=not args.no_fit,
+        pack=args.pack,
+        slurm=slurm,
     )
+    if "job" in summary:
+        print(f"[sweep] SLURM job {summary['job']} submitted: rerun this command (or add --wait) to check and fit")
+        if args.json:
+            from datamodules.atomic import atomic_write_json
+
+            atomic_write_json(args.json, summary)
+        return 0
     print(
         f"[sweep] {summary['experiment']}: {summary['finished']}/{summary['points']} points finished"
         + (f", duplicated {summary['duplicated']}" if summary["duplicated"] else "")

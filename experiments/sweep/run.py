@@ -77,9 +77,14 @@ def run_sweep(
     fit: bool = True,
     log=print,
     pack: str | int = "auto",
+    slurm: dict | None = None,
 ) -> dict:
     """Train every point of one axis with local workers (`workers` in all, else `pack` per device:
-    experiments.sweep.packing), then fit and report."""
+    experiments.sweep.packing), then fit and report.
+
+    `slurm`: run the workers as a SLURM job array instead (experiments.sweep.slurm.submit's
+    options, and "wait"); without "wait" this returns after the submission, with "job" set and
+    no fit: rerun the sweep once the array is done."""
     from experiments import tracking
     from experiments.tracking import default_tracking_uri
 
@@ -89,6 +94,8 @@ def run_sweep(
         Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     store = ensure_dataset(spec, log)
     points = spec.points(axis)
+    if slurm is not None:
+        return _run_on_slurm(spec, axis, store, storage, tracking_uri, extra_args, fit, log, dict(slurm))
     slots = plan_slots(points, spec.recipe, workers, pack)
     where = "CPU" if slots[0].device is None else "GPU " + ",".join(sorted({s.device for s in slots}))
     log(
@@ -113,6 +120,32 @@ def run_sweep(
         if any(codes):
             log(f"[sweep] worker exit codes: {codes}")
         reports = []
+    return _check_and_fit(spec, axis, tracking_uri, reports, fit, log)
+
+
+def _run_on_slurm(spec, axis, store, storage, tracking_uri, extra_args, fit, log, options: dict) -> dict:
+    from experiments import tracking
+
+    from . import slurm
+
+    wait = options.pop("wait", False)
+    points = spec.points(axis)
+    open_study(storage, spec.study_name(axis, data_hash(store)), [p.id for p in points])  # before any task
+    client = tracking.client_for(tracking_uri)
+    tracking.experiment_id(client, spec.experiment(axis), tracking_uri)
+    summary = check_runs(spec, axis, tracking_uri)
+    if summary["missing"]:  # nothing to submit once every point has its run: check and fit
+        options.setdefault("tasks", min(len(summary["missing"]), 4))
+        log(f"[sweep] {spec.name} along {axis}: {len(summary['missing'])}/{len(points)} points left; Optuna {storage}")
+        job = slurm.submit(spec, axis, storage, tracking_uri, extra_args, log=log, **options)
+        if not wait:
+            summary["job"] = job
+            return summary
+        slurm.wait(job, log=log)
+    return _check_and_fit(spec, axis, tracking_uri, [], fit, log)
+
+
+def _check_and_fit(spec, axis, tracking_uri, reports, fit, log) -> dict:
     summary = check_runs(spec, axis, tracking_uri)
     for r in reports:
         for pid, why in r.failed.items():

@@ -243,3 +243,117 @@ def _mlflow_server(backend_uri: str, artifacts: Path):
 def mlflow_server():
     """`with mlflow_server(backend_uri, artifacts_dir) as tracking_uri:` a real `mlflow server` on loopback."""
     return _mlflow_server
+
+
+# --- a real single-node SLURM cluster on loopback for the `--launcher slurm` tests ---
+
+_SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel", "srun")
+
+
+def _node_resources() -> tuple[int, int]:
+    """(CPUs, RealMemory in MB) of this machine, as `slurmd -C` reports them."""
+    out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout
+    fields = dict(f.split("=", 1) for f in out.split() if "=" in f)
+    return int(fields["CPUs"]), int(fields["RealMemory"])
+
+
+SLURM_CONF = """\
+ClusterName=optiscale-test
+SlurmctldHost=localhost
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={root}/munge/munge.socket
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/log/slurmctld.log
+SlurmdLogFile={root}/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/backfill
+MpiDefault=none
+ReturnToService=2
+JobRequeue=1
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+SlurmctldTimeout=30
+SlurmdTimeout=30
+InactiveLimit=0
+KillWait=5
+MinJobAge=300
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@pytest.fixture
+def slurm_cluster():
+    """A throw-away SLURM cluster (Debian's `slurm-wlm` and `munge`) on loopback: its own munged,
+    slurmctld and slurmd as root, state and logs in a temporary directory; yields the environment
+    (SLURM_CONF) that the client commands need. `.ci/run` installs the packages where they are missing."""
+    missing = [b for b in _SLURM_BINARIES if shutil.which(b) is None]
+    if missing:
+        pytest.skip(f"SLURM/munge binaries not found: {', '.join(missing)} (Debian packages slurm-wlm, munge)")
+    if os.geteuid() != 0:
+        pytest.skip("the test SLURM cluster runs its daemons as root (SlurmUser=root)")
+    root = Path(tempfile.mkdtemp(prefix="optiscale-slurm-"))
+    for sub in ("munge", "state", "spool", "log"):
+        (root / sub).mkdir(mode=0o700)
+    key = root / "munge" / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o600)
+    cpus, mem = _node_resources()
+    conf = root / "slurm.conf"
+    conf.write_text(
+        SLURM_CONF.format(root=root, ctld_port=free_port(), d_port=free_port(), cpus=cpus, mem=max(mem // 2, 1000))
+    )
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    m = root / "munge"
+    munged = ["munged", "--force", f"--socket={m}/munge.socket", f"--key-file={key}", f"--log-file={m}/munged.log"]
+    munged += [f"--pid-file={m}/munged.pid", f"--seed-file={m}/munged.seed"]
+    started: list[tuple[str, Path]] = []  # (name, pid file) of what runs, stopped in reverse
+
+    def log_tail() -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted((root / "log").glob("*.log")))
+
+    try:
+        subprocess.run(munged, env=env, check=True, capture_output=True)
+        started.append(("munged", m / "munged.pid"))
+        subprocess.run(["slurmctld", "-i"], env=env, check=True, capture_output=True)
+        started.append(("slurmctld", root / "slurmctld.pid"))
+        subprocess.run(["slurmd", "-N", "localhost"], env=env, check=True, capture_output=True)
+        started.append(("slurmd", root / "slurmd.pid"))
+        deadline = time.monotonic() + 60
+        while True:
+            out = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], env=env, capture_output=True, text=True)
+            if out.stdout.strip() == "idle":
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the SLURM node did not become idle: {out.stdout}{out.stderr}\n{log_tail()}")
+            time.sleep(0.5)
+        yield {"env": env, "root": root, "cpus": cpus, "logs": log_tail}
+    finally:
+        with contextlib.suppress(Exception):
+            subprocess.run(["scancel", "-u", "root"], env=env, capture_output=True, timeout=30)
+            for _ in range(40):  # the jobs' processes end before the daemons that watch them
+                out = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, timeout=30)
+                if not out.stdout.strip():
+                    break
+                time.sleep(0.5)
+        for _name, pidfile in reversed(started):
+            with contextlib.suppress(Exception):
+                pid = int(pidfile.read_text().split()[0])
+                os.kill(pid, 15)
+                for _ in range(100):  # up to 10 s
+                    os.kill(pid, 0)
+                    time.sleep(0.1)
+                os.kill(pid, 9)
+        shutil.rmtree(root, ignore_errors=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -210,3 +212,118 @@ def test_pack_and_workers_are_checked(store201, tmp_path):
     assert auto_pack([small, big], 256, free_gib=139.0, cores=16) == 2  # the widest point decides
     assert auto_pack([big], 256, free_gib=20.0, cores=16) == 1  # memory caps it
     assert auto_pack([small], 256, free_gib=139.0, cores=2) == 1  # two cores per packed point
+
+
+def _slurm_sweep(spec: Path, tmp_path, cluster, *args, check=True, timeout=240):
+    """`optiscale sweep --launcher slurm` with SQLite stores in the (shared) tmp dir."""
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    storage = f"sqlite:///{tmp_path / 'mlflow' / 'optuna.db'}"
+    cmd = sweep_cmd(spec, "--storage", storage, "--tracking-uri", uri, "--no-fit", "--launcher", "slurm", *args)
+    env = {**env_for(tmp_path), **cluster["env"]}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    if check:
+        logs = "\n".join(p.read_text()[-2000:] for p in sorted((tmp_path / "runs" / "slurm").rglob("*.err")))
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + logs + cluster["logs"]()
+    return done, uri
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_as_a_slurm_job_array(store201, tmp_path, slurm_cluster):
+    spec = sweep_file(tmp_path, store201, D=(8, 16), seeds=(1, 2), epochs=1)
+    done, uri = _slurm_sweep(
+        spec, tmp_path, slurm_cluster, "--array-parallelism", "2", "--cpus-per-task", "1", "--wait"
+    )
+    assert "submitted SLURM job array" in done.stdout and "4/4 points finished" in done.stdout
+    runs = all_runs(uri, "t-D")
+    assert finished_per_point(runs) == {f"2b-tc|w8|D{d}|s{s}": 1 for d in (8, 16) for s in (1, 2)}
+    assert len(runs) == 4  # nothing trained twice, no failed leftovers
+    assert len({r.data.tags["optiscale.worker"] for r in runs}) == 2  # both array tasks trained points
+    # every point done: a rerun checks without submitting anything
+    again, _ = _slurm_sweep(spec, tmp_path, slurm_cluster, "--wait")
+    assert "submitted" not in again.stdout and "4/4 points finished" in again.stdout
+
+
+def _queue(env, job: str | None = None) -> str | None:
+    """`squeue`'s states (of one job), None where it failed (a busy controller): not "empty"."""
+    cmd = ["squeue", "-h", "-o", "%T", *(["-j", job] if job else [])]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    return out.stdout if out.returncode == 0 else None
+
+
+def _interrupted_with_checkpoint(tmp_path) -> set[str]:
+    """Run ids of unfinished points whose workdir holds a last.ckpt to resume from."""
+    import json
+
+    ids = set()
+    for state in (tmp_path / "runs" / "t-D").glob("*/state.json"):
+        with contextlib.suppress(ValueError, OSError):
+            doc = json.loads(state.read_text())
+            if "status" not in doc and (state.parent / "last.ckpt").exists():
+                ids.add(doc["run_id"])
+    return ids
+
+
+@pytest.mark.slow
+def test_a_cancelled_slurm_sweep_is_resumed_by_a_resubmission(store201, tmp_path, slurm_cluster):
+    # 12 epochs (~6 s of training per point here): the cancel lands while the point trains
+    spec = sweep_file(tmp_path, store201, D=(8, 16), seeds=(1, 2), epochs=12)
+    args = ("--array-parallelism", "2", "--cpus-per-task", "1")
+    done, uri = _slurm_sweep(spec, tmp_path, slurm_cluster, *args)
+    job = re.search(r"submitted SLURM job array (\d+)", done.stdout).group(1)
+    env = slurm_cluster["env"]
+
+    def one_done_one_resumable():
+        if MlflowClient(uri).get_experiment_by_name("t-D") is None:
+            return False
+        finished = any(r.info.status == "FINISHED" for r in all_runs(uri, "t-D"))
+        return finished and bool(_interrupted_with_checkpoint(tmp_path))
+
+    _wait_for(one_done_one_resumable, 150, "a finished point and a running one with a checkpoint")
+    subprocess.run(["scancel", job], env=env, check=True)
+    _wait_for(lambda: _queue(env) == "", 60, "the cancelled array to leave the queue")
+    before = all_runs(uri, "t-D")
+    interrupted = _interrupted_with_checkpoint(tmp_path)
+    assert interrupted and sum(r.info.status == "FINISHED" for r in before) < 4
+    again, _ = _slurm_sweep(spec, tmp_path, slurm_cluster, *args, "--wait")
+    assert "4/4 points finished" in again.stdout
+    runs = all_runs(uri, "t-D")
+    assert finished_per_point(runs) == {f"2b-tc|w8|D{d}|s{s}": 1 for d in (8, 16) for s in (1, 2)}
+    finished = {r.info.run_id for r in runs if r.info.status == "FINISHED"}
+    assert {r.info.run_id for r in before if r.info.status == "FINISHED"} <= finished  # not trained again
+    assert interrupted <= finished  # resumed from last.ckpt into the same MLflow run
+
+
+@pytest.mark.slow
+def test_a_slurm_task_signalled_before_its_time_limit_is_requeued_and_resumes(store201, tmp_path, slurm_cluster):
+    """The signal SLURM sends before the time limit (submitit's USR2; sent by hand here): submitit
+    requeues the array task, whose worker resumes the interrupted point from its last.ckpt."""
+    spec = sweep_file(tmp_path, store201, D=(8, 16), seeds=(1,), epochs=3)
+    done, uri = _slurm_sweep(spec, tmp_path, slurm_cluster, "--array-parallelism", "1", "--time", "30")
+    job = re.search(r"submitted SLURM job array (\d+)", done.stdout).group(1)
+    env = slurm_cluster["env"]
+    _wait_for(lambda: bool(_interrupted_with_checkpoint(tmp_path)), 150, "a running point with a checkpoint")
+    interrupted = _interrupted_with_checkpoint(tmp_path)
+    subprocess.run(["scancel", "--signal=USR2", job], env=env, check=True)
+
+    _wait_for(lambda: "PENDING" in (_queue(env) or ""), 60, "the task to be requeued")
+
+    def node_idle() -> bool:
+        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], env=env, capture_output=True, text=True)
+        return out.stdout.strip() == "idle"
+
+    def started() -> bool:  # SLURM holds a requeued job for ~2 minutes (its BeginTime): not here,
+        states = _queue(env, job)  # but only once the node has let go of the first run
+        if states is not None and "PENDING" in states and node_idle():
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=env, capture_output=True)
+        return states is not None and "PENDING" not in states
+
+    _wait_for(started, 60, "the requeued task to start again")
+    _wait_for(lambda: _queue(env) == "", 180, "the requeued array to finish")
+    shown = subprocess.run(["scontrol", "show", "job", job], env=env, capture_output=True, text=True).stdout
+    logs = "".join(p.read_text()[-3000:] for p in sorted((tmp_path / "runs" / "slurm").rglob("*_log.*")))
+    assert "Restarts=1" in shown and "JobState=COMPLETED" in shown, shown + logs + slurm_cluster["logs"]()
+    again, _ = _slurm_sweep(spec, tmp_path, slurm_cluster, "--wait")
+    assert "submitted" not in again.stdout and "2/2 points finished" in again.stdout
+    runs = all_runs(uri, "t-D")
+    assert finished_per_point(runs) == {f"2b-tc|w8|D{d}|s1": 1 for d in (8, 16)}
+    assert interrupted <= {r.info.run_id for r in runs if r.info.status == "FINISHED"}  # resumed, same run
