@@ -164,7 +164,7 @@ def _text(value) -> str:
 
 
 def read_h5_record(h5, ref: RecordRef, split: str | None) -> Material:
-    """One group of the authors' release (schema: REFERENCE 2b); `h5` is the open file."""
+    """One group of the authors' release (schema: docs/reference.md, HDF5 release); `h5` is the open file."""
     source = ref.name
     g = h5[ref.key]
     need = ("lattice", "atomic_number", "position", "drude", "eps")

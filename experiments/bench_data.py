@@ -4,7 +4,7 @@
 - loader throughput (graphs/s) with 0 and 2 DataLoader workers, batch 256;
 - bytes per material on disk (2001- and 201-point grids);
 - resident memory of a fresh process streaming a whole store of each size once.
-Stores are built by replicating the real sample records (or built-in cells when ../shared is absent).
+Stores are built by replicating the real sample records (or built-in cells when they are absent).
 """
 
 from __future__ import annotations

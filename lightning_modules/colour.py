@@ -1,4 +1,4 @@
-"""Colour of a metal from its dielectric function (REFERENCE section 1).
+"""Colour of a metal from its dielectric function (docs/reference.md, section The task).
 
 eps_total = eps_inter + eps_intra(w_D, gamma),
 eps_intra = -w_D^2 / (w^2 + gamma^2) + i w_D^2 gamma / (w (w^2 + gamma^2));

@@ -1,4 +1,4 @@
-"""Building blocks of the OptiMetal models (REFERENCE sections 3-4).
+"""Building blocks of the OptiMetal models (docs/reference.md, sections Graphs and Models).
 
 Radial basis with a smooth envelope, real spherical harmonics (m = 0), MLPs, graph LayerNorm,
 vector-attention pooling, and `Segments` (rows -> graph) shared by the per-graph operations.

@@ -1,4 +1,4 @@
-"""The joint spectral / Drude loss of the reference (REFERENCE section 5).
+"""The joint spectral / Drude loss of the reference (docs/reference.md, section Loss and training recipe).
 
 loss = w_spectral * L1(eps) + w_drude * L1(w_D): the L1 of eps is averaged over all materials x
 frequencies x (Re, Im), the L1 of w_D over materials, in eV; no target normalisation. The

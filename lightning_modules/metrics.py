@@ -1,4 +1,4 @@
-"""Per-material metrics of REFERENCE section 5, as (G,) tensors.
+"""Per-material metrics of docs/reference.md, section Loss and training recipe, as (G,) tensors.
 
 mae_re, mae_im    mean |pred - true| over the frequencies
 r2_re, r2_im      1 - sum (pred - true)^2 / sum (true - mean true)^2 over the frequencies

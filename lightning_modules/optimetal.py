@@ -1,4 +1,4 @@
-"""OptiMetal2B (CGConv or TransformerConv) and OptiMetal3B (triplet block): REFERENCE section 4.
+"""OptiMetal2B (CGConv or TransformerConv) and OptiMetal3B (triplet block): docs/reference.md, Models.
 
     model = build_model("2b-tc", width=64, points=2001)
     eps, drude = model(batch)      # eps (G, P, 2) [Re, Im]; drude (G,) >= 0 eV

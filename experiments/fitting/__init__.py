@@ -1,11 +1,11 @@
-"""Scaling-law fits of validation losses (issue 5): forms, the published and a robust method, AICc.
+"""Scaling-law fits of validation losses: forms, the published and a robust method, AICc.
 
     from experiments.fitting import fit_runs, write_report
     fits = fit_runs(runs, axes=("D", "N", "ND"), method="paper")   # or "robust", "both"
     paths = write_report(fits, runs, "reports/fit")
 
 `runs`: a pandas DataFrame or an iterable of mappings with model, D, N, seed, val_loss
-(extra keys ignored), e.g. from read_csv / read_mlflow. See the README section "Fitting scaling laws".
+(extra keys ignored), e.g. from read_csv / read_mlflow. See docs/fitting.md.
 """
 
 from __future__ import annotations

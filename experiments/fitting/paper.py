@@ -1,4 +1,4 @@
-"""The published fitting procedure (REFERENCE section 6), reproduced as it is.
+"""The published fitting procedure (docs/reference.md, section Scaling-law fitting), reproduced as it is.
 
 - Data: at each x (or (N, D) point) the mean of val_loss over seeds; sigma = their standard
   deviation with ddof 0. Where sigma is 0 at some points (identical seeds, or one seed) it is

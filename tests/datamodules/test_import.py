@@ -146,7 +146,7 @@ def test_every_kind_of_bad_record_is_rejected_with_its_reason(
 
 
 def _write_release(docs, out, split_of):
-    """The authors' HDF5 schema (REFERENCE 2b), written from raw records."""
+    """The authors' HDF5 schema (docs/reference.md, HDF5 release), written from raw records."""
     import h5py
     from pymatgen.core import Structure
 

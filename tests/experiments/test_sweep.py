@@ -75,7 +75,8 @@ def test_presets_cover_the_grids_the_issue_asks_for():
 
 
 def test_the_paper_preset_is_the_published_study():
-    # REFERENCE section 7: D sweep at width 256, N sweep at D = 20,000, the (N, D) grid for the TC models
+    # docs/reference.md, Scale of the original study: D sweep at width 256, N sweep at D = 20,000,
+    # the (N, D) grid for the TC models
     paper = load_spec("paper")
     seven_d = [2500, 5000, 10000, 20000, 40000, 80000, 160000]
     seven_w = [16, 32, 64, 128, 256, 512, 1024]

@@ -67,7 +67,7 @@ def test_defaults_are_the_reference_recipe(tmp_path):
 def test_learning_rate_scales_inversely_with_parameters_for_tc_models(tiny_config, store201, tmp_path):
     tc = resolve(load_config(tiny_config(store201, tmp_path)))
     assert tc["n_parameters"] == n_params("2b-tc", 16, 201)  # the model trained on this 201-point store
-    # the width rule counts parameters on the reference's 2001-point grid (REFERENCE section 4 table),
+    # the width rule counts parameters on the reference's 2001-point grid (docs/reference.md, Models table),
     # whatever grid the store has: lr(16) = lr(256) * 8,140,195 / 278,275
     assert tc["n_parameters_reference"] == 8_140_195
     assert tc["lr"] == pytest.approx(6e-4 * 8_140_195 / 278_275, rel=1e-12)

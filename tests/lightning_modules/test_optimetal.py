@@ -9,7 +9,7 @@ from torch_geometric.nn import CGConv, TransformerConv
 from lightning_modules.convs import FastCGConv, FastTransformerConv
 from lightning_modules.optimetal import MODEL_NAMES, build_model, count_parameters
 
-# REFERENCE section 4, points = 2001: (2B-CGC, 2B-TC, 3B-TC)
+# docs/reference.md, Models, points = 2001: (2B-CGC, 2B-TC, 3B-TC)
 REFERENCE_COUNTS = {
     16: (278_627, 278_275, 291_827),
     64: (1_296_035, 1_288_483, 1_490_147),
