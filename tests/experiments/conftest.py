@@ -357,3 +357,24 @@ def slurm_cluster():
                     time.sleep(0.1)
                 os.kill(pid, 9)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _ddp_train(store, tmp_path, *extra: str) -> tuple[dict, str]:
+    """`optiscale train` of a tiny 2b-tc point under 2-process CPU DDP; (its result, tracking URI)."""
+    import json
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "result.json"
+    args = ["--data", str(store), "--model", "2b-tc", "--width", "16", "--seed", "3", "--epochs", "2"]
+    args += ["--batch-size", "8", "--set", "warmup_epochs=0.5", "--accelerator", "cpu", "--devices", "2"]
+    args += ["--strategy", "ddp", "--tracking-uri", uri, "--workdir", str(tmp_path / "work"), "--json", str(out)]
+    cmd = [sys.executable, "-m", "experiments.cli", "train", *args, *extra]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text()), uri
+
+
+@pytest.fixture(scope="session")
+def ddp_train():
+    """The `_ddp_train(store, tmp_path, *extra_args)` function."""
+    return _ddp_train

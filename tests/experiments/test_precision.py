@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 
 import lightning as L
 import pytest
@@ -80,22 +77,8 @@ def test_bf16_resumes_into_the_same_run(tiny_config, store201, tmp_path):
     assert sorted(steps) == [0, 1, 2]
 
 
-def test_two_process_ddp_under_bf16_mixed(store201, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    out = tmp_path / "result.json"
-    args = ["--data", str(store201), "--model", "2b-tc", "--width", "16", "--seed", "3", "--epochs", "2"]
-    args += ["--batch-size", "8", "--set", "warmup_epochs=0.5", "--set", "precision=bf16-mixed"]
-    args += ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--tracking-uri", uri]
-    args += ["--workdir", str(tmp_path / "work"), "--json", str(out)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "train", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+def test_two_process_ddp_under_bf16_mixed(store201, tmp_path, ddp_train):
+    result, uri = ddp_train(store201, tmp_path, "--set", "precision=bf16-mixed")
     assert result["status"] == "finished" and math.isfinite(result["best_val_loss"])
     assert (tmp_path / "work" / "best.ckpt").is_file()
     run = MlflowClient(uri).get_run(result["run_id"])

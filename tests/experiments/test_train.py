@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -191,24 +189,11 @@ def test_an_interrupted_grid_point_resumes_into_the_same_run(tiny_config, store2
 
 
 @pytest.mark.slow
-def test_two_process_ddp_is_one_run_with_the_single_process_validation_loss(store201, tmp_path):
+def test_two_process_ddp_is_one_run_with_the_single_process_validation_loss(store201, tmp_path, ddp_train):
     from datamodules.datamodule import GraphDataModule
     from lightning_modules.module import SpectraModule
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    out = tmp_path / "result.json"
-    args = ["--data", str(store201), "--model", "2b-tc", "--width", "16", "--seed", "3", "--epochs", "2"]
-    args += ["--batch-size", "8", "--set", "warmup_epochs=0.5", "--accelerator", "cpu", "--devices", "2"]
-    args += ["--strategy", "ddp", "--tracking-uri", uri, "--workdir", str(tmp_path / "work"), "--json", str(out)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "train", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result, uri = ddp_train(store201, tmp_path)
     client = MlflowClient(uri)
     run = client.get_run(result["run_id"])
     assert run.info.status == "FINISHED" and run.data.params["devices"] == "2"
