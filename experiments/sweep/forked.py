@@ -26,6 +26,8 @@ def context():
     The server must never initialise CUDA (a process forked after that fails its first CUDA call
     with "initialization error", as seen on an H200): torch answers `is_available()` from NVML
     instead of the CUDA runtime when PYTORCH_NVML_BASED_CUDA_CHECK is set, which the imports need.
+    On the H200 that was not enough (some import still initialised CUDA): `forks_can_use_cuda`
+    finds out, and the sweep then trains each point in a subprocess instead.
     """
     global _CTX
     if _CTX is None:
@@ -35,11 +37,23 @@ def context():
     return _CTX
 
 
+def _train_point(*args) -> None:
+    """Process targets are pickled by name: these two stay light here and run, in the forked
+    process, what the server has already imported (the worker itself need not import it)."""
+    from experiments.sweep.forked_child import train_point
+
+    train_point(*args)
+
+
+def _cuda_probe() -> None:
+    from experiments.sweep.forked_child import cuda_probe
+
+    cuda_probe()
+
+
 def forks_can_use_cuda() -> bool:
     """Whether a process forked from the server can use the GPU (True where there is none)."""
-    from experiments.sweep.forked_child import cuda_probe  # light: the heavy imports stay in the server
-
-    proc = context().Process(target=cuda_probe)
+    proc = context().Process(target=_cuda_probe)
     proc.start()
     proc.join()
     return proc.exitcode == 0
@@ -53,10 +67,8 @@ def forked_trainer(store: str, recipe: dict, tracking_uri: str, experiment: str,
         config.update(recipe)
         with tempfile.TemporaryDirectory(prefix="optiscale-point-") as tmp:
             out = os.path.join(tmp, "result.json")
-            ctx = context()
-            from experiments.sweep.forked_child import train_point  # noqa: PLC0415 (light: no heavy imports)
-
-            proc = ctx.Process(target=train_point, args=(config, tracking_uri, experiment, tags, threads, out))
+            args = (config, tracking_uri, experiment, tags, threads, out)
+            proc = context().Process(target=_train_point, args=args)
             proc.start()
             proc.join()
             if os.path.exists(out):
