@@ -140,7 +140,7 @@ def cmd_label(args) -> int:
 
 
 def cmd_bench_surrogate(args) -> int:
-    from experiments.bench_surrogate import run
+    from experiments.bench.surrogate import run
 
     run(args.json, n=args.n, n_convergence=args.n_convergence, plots=args.plots)
     return 0
@@ -246,7 +246,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from experiments.bench_data import run
+    from experiments.bench.data import run
 
     run(args.json, sizes=[int(s) for s in args.sizes.split(",")], workdir=args.workdir)
     return 0

@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from experiments.allocator import tune_malloc
+from experiments.training.allocator import tune_malloc
 
 COMMAND_MODULES = (
     "datamodules.commands",

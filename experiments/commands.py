@@ -48,7 +48,7 @@ def register(cli) -> None:
 
 
 def cmd_bench_gpu(args) -> int:
-    from .bench_gpu import bench_gpu
+    from .bench.gpu import bench_gpu
 
     ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
     report = bench_gpu(
@@ -64,8 +64,8 @@ def cmd_train(args) -> int:
 
     from datamodules.atomic import atomic_write_json
 
-    from .config import load_config, parse_assignments
-    from .train import train
+    from .training.config import load_config, parse_assignments
+    from .training.train import train
 
     overrides = parse_assignments(args.set)
     flags = dict(
@@ -96,7 +96,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .predict import predict
+    from .training.predict import predict
 
     summary = predict(args.ckpt, args.files, args.out, plot=not args.no_plot)
     print(f"predicted {len(summary['predicted'])} of {len(args.files)} structures into {args.out}")

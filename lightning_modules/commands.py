@@ -62,7 +62,7 @@ def cmd_summary(args) -> int:
 
 
 def cmd_bench_train(args) -> int:
-    from experiments.bench_train import run
+    from experiments.bench.train import run
 
     run(
         args.json,

@@ -36,7 +36,7 @@ class WarmupCosine:
 
 
 class SpectraModule(L.LightningModule):
-    """`config` is the resolved training configuration (experiments.config.resolve); it is stored
+    """`config` is the resolved training configuration (experiments.training.config.resolve); it is stored
     in every checkpoint, so `SpectraModule.load_from_checkpoint(path)` rebuilds the same model."""
 
     def __init__(self, config: dict):

@@ -53,8 +53,7 @@ def register(cli) -> None:
 
 def cmd_bench(args) -> int:
     from datamodules.atomic import atomic_write_json
-
-    from .bench import run_bench
+    from experiments.bench.fitting import run_bench
 
     result = run_bench(draws=args.draws, seed=args.seed)
     atomic_write_json(args.json, result)

@@ -42,7 +42,7 @@ def read_csv_throughput(path) -> list[dict]:
 
 def read_mlflow_throughput(experiment: str, tracking_uri: str | None = None) -> list[dict]:
     """graphs_per_s (last epoch) and the epochs param of the FINISHED runs of an experiment."""
-    from experiments import tracking
+    from experiments.stores import tracking
 
     client = tracking.client_for(tracking_uri or tracking.default_tracking_uri())
     exp = client.get_experiment_by_name(experiment)

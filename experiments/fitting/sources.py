@@ -112,9 +112,9 @@ def read_mlflow(experiment: str, tracking_uri: str | None = None) -> tuple[list[
     are not FINISHED, lack one of these or hold a bad value are skipped with the reason. Of several
     finished runs of one (model, D, N, seed), the latest is kept and the others are skipped. Runs
     tagged `optiscale.kind` (a sweep's or study's own report run) are not grid points: left out.
-    `tracking_uri` defaults to `experiments.tracking.default_tracking_uri()`.
+    `tracking_uri` defaults to `experiments.stores.tracking.default_tracking_uri()`.
     """
-    from experiments import sqlite_store, tracking
+    from experiments.stores import sqlite_store, tracking
 
     uri = tracking_uri or tracking.default_tracking_uri()
     db = sqlite_store.db_path(uri)

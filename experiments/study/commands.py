@@ -31,7 +31,7 @@ def register(cli) -> None:
 
 def cmd_study(args) -> int:
     from datamodules.atomic import atomic_write_json
-    from experiments.config import parse_assignments
+    from experiments.training.config import parse_assignments
 
     from .run import run_capacity, run_study
     from .spec import load_spec

@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     from lightning.pytorch.utilities import rank_zero_only
 
     from datamodules.atomic import atomic_write_json
-    from experiments.allocator import tune_malloc
+    from experiments.training.allocator import tune_malloc
 
     from .objective import PRUNED_EXIT, run_trial
     from .spec import StudySpec, make_pruner, make_sampler

@@ -6,7 +6,7 @@ with the user attribute `rejected` ("over_budget" or "invalid"). PRUNED rather t
 sampler ranks pruned trials below every completed one, so it learns to avoid the rejected region
 (FAIL trials are invisible to it and it would keep proposing them).
 
-Every trained trial is one run of `experiments.train.train` (the schema of the training issue),
+Every trained trial is one run of `experiments.training.train.train` (the schema of the training issue),
 tagged `optuna.study` and `optuna.trial`. A pruned trial's run ends KILLED with
 `optiscale.status = pruned`. A trial with the parameters of an earlier complete or pruned trial of
 the study reuses its outcome instead of training again (deterministic seeds: the same curve).
@@ -47,7 +47,7 @@ class Objective:
         self.spec, self.tracking_uri, self.storage_url, self.log = spec, tracking_uri, storage_url, log
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from experiments.config import load_config, resolve
+        from experiments.training.config import load_config, resolve
 
         spec = self.spec
         knobs = suggest(trial, spec.space)
@@ -106,8 +106,8 @@ def run_trial(trial, overrides: dict, tracking_uri: str, experiment: str) -> dic
     """Train the trial's configuration with the pruning callback; the run carries the trial's tags."""
     from optuna_integration import PyTorchLightningPruningCallback
 
-    from experiments import tracking
-    from experiments.train import train
+    from experiments.stores import tracking
+    from experiments.training.train import train
 
     tags = {STUDY_TAG: trial.study.study_name, TRIAL_TAG: trial.number}
     callback = PyTorchLightningPruningCallback(trial, monitor="val_loss")

@@ -117,7 +117,7 @@ def write_report(report: dict, out_dir: Path) -> tuple[Path, Path]:
 
 def log_report(paths, study_name: str, tracking_uri: str, experiment: str) -> str:
     """Log the report files to the study's report run (created once, reused by reruns)."""
-    from experiments import tracking
+    from experiments.stores import tracking
 
     client = tracking.client_for(tracking_uri)
     exp_id = tracking.experiment_id(client, experiment, tracking_uri)

@@ -52,7 +52,7 @@ def fit_space(spec: StudySpec, log=print) -> StudySpec:
     import dataclasses
 
     from datamodules.store import GraphStore
-    from experiments.config import n_parameters
+    from experiments.training.config import n_parameters
 
     points = GraphStore(spec.data).points
     space, budget = spec.space, int(spec.budget)
@@ -89,7 +89,7 @@ def fit_space(spec: StudySpec, log=print) -> StudySpec:
 def run_study(spec: StudySpec, report_dir: str | Path = "reports/studies", log=print) -> dict:
     import optuna
 
-    from experiments import tracking
+    from experiments.stores import tracking
 
     from .objective import Objective
     from .report import log_report, study_report, write_report

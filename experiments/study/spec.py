@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from experiments import spec_check as sc
+from experiments.sweep import spec_check as sc
 
 SPACE_KNOBS = ("width", "blocks", "heads", "lr", "weight_decay")
 LOG_KNOBS = ("lr", "weight_decay")

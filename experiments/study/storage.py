@@ -8,10 +8,10 @@ PostgreSQL for workers on several machines.
 from __future__ import annotations
 
 import os
-import time
 
-from experiments.optuna_storage import default_storage  # noqa: F401  (re-exported)
-from experiments.optuna_storage import rdb_storage as _rdb_storage
+from experiments.stores.optuna_storage import default_storage  # noqa: F401  (re-exported)
+from experiments.stores.optuna_storage import open_study as _open_study
+from experiments.stores.optuna_storage import rdb_storage as _rdb_storage
 
 HEARTBEAT_S = int(os.environ.get("OPTISCALE_STUDY_HEARTBEAT_S", 10))  # a running trial beats this often
 GRACE_S = int(os.environ.get("OPTISCALE_STUDY_GRACE_S", 60))  # silent this long: its worker is dead
@@ -19,25 +19,10 @@ MAX_RETRY = 2  # a trial of a dead worker is queued again at most this many time
 
 
 def rdb_storage(url: str):
-    """The studies' storage: `experiments.optuna_storage.rdb_storage` with their heartbeat settings."""
+    """The studies' storage: `experiments.stores.optuna_storage.rdb_storage` with their heartbeat settings."""
     return _rdb_storage(url, HEARTBEAT_S, GRACE_S, MAX_RETRY)
 
 
 def open_study(url: str, name: str, sampler, pruner):
-    """Create the study or load it (`load_if_exists`): a rerun continues it, workers share it."""
-    import optuna
-
-    storage = rdb_storage(url)
-    for attempt in range(5):  # two workers creating the study at once: one wins, the other loads it
-        try:
-            return optuna.create_study(
-                storage=storage,
-                study_name=name,
-                sampler=sampler,
-                pruner=pruner,
-                direction="minimize",
-                load_if_exists=True,
-            )
-        except optuna.exceptions.DuplicatedStudyError:
-            time.sleep(0.5 * (attempt + 1))
-    return optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
+    """The study `name` in the storage at `url` with the studies' heartbeat settings."""
+    return _open_study(rdb_storage(url), name, sampler, pruner)

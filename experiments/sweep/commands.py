@@ -46,7 +46,7 @@ def cmd_sweep(args) -> int:
     if args.strategy:
         extra += ["--strategy", args.strategy]
     if args.worker_only:
-        from experiments.tracking import default_tracking_uri
+        from experiments.stores.tracking import default_tracking_uri
 
         store = ensure_dataset(spec)
         report = run_worker(

@@ -9,8 +9,8 @@ import torch_geometric  # noqa: F401
 
 import mlflow  # noqa: F401
 from datamodules.atomic import atomic_write_json
-from experiments.allocator import tune_malloc
-from experiments.train import train
+from experiments.training.allocator import tune_malloc
+from experiments.training.train import train
 
 
 def train_point(config: dict, tracking_uri: str, experiment: str, tags: dict, threads: int | None, out: str) -> None:

@@ -13,7 +13,7 @@ def fit_and_report(spec: SweepSpec, axis: str, tracking_uri: str, method: str = 
     """Fit every form along `axis` to the finished runs, write reports/<experiment>/, log it as one run."""
     import mlflow
     from experiments.fitting import best_fits, fit_runs, read_mlflow, write_report
-    from experiments.tracking import KIND_TAG
+    from experiments.stores.tracking import KIND_TAG
 
     experiment = spec.experiment(axis)
     runs, skipped = read_mlflow(experiment, tracking_uri)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from experiments.optuna_storage import default_storage  # noqa: F401  (used by commands)
+from experiments.stores.optuna_storage import default_storage  # noqa: F401  (used by commands)
 
 from .forked import forked_trainer, forks_can_use_cuda
 from .packing import plan_slots
@@ -85,8 +85,8 @@ def run_sweep(
     `slurm`: run the workers as a SLURM job array instead (experiments.sweep.slurm.submit's
     options, and "wait"); without "wait" this returns after the submission, with "job" set and
     no fit: rerun the sweep once the array is done."""
-    from experiments import tracking
-    from experiments.tracking import default_tracking_uri
+    from experiments.stores import tracking
+    from experiments.stores.tracking import default_tracking_uri
 
     storage = storage or default_storage()
     tracking_uri = tracking_uri or default_tracking_uri()
@@ -124,7 +124,7 @@ def run_sweep(
 
 
 def _run_on_slurm(spec, axis, store, storage, tracking_uri, extra_args, fit, log, options: dict) -> dict:
-    from experiments import tracking
+    from experiments.stores import tracking
 
     from . import slurm
 
@@ -160,7 +160,7 @@ def _check_and_fit(spec, axis, tracking_uri, reports, fit, log) -> dict:
 def check_runs(spec: SweepSpec, axis: str, tracking_uri: str) -> dict:
     """Finished MLflow runs per point: every point should have exactly one."""
     import mlflow
-    from experiments.tracking import RUN_KEY_TAG
+    from experiments.stores.tracking import RUN_KEY_TAG
 
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(spec.experiment(axis))

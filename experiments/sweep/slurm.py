@@ -14,7 +14,7 @@ Requeue and resume (docs/cluster.md):
 - cancelled (`scancel`): submit again (`optiscale sweep ... --launcher slurm`).
 A requeued or resubmitted worker finds the interrupted point's trial stale in the study (no
 heartbeat for OPTISCALE_SWEEP_GRACE_S), queues it again, and the training resumes from the point's
-`last.ckpt` into its MLflow run (experiments/train.py); finished points are never trained again.
+`last.ckpt` into its MLflow run (experiments/training/train.py); finished points are never trained again.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from experiments import spec_check as sc
+from experiments.sweep import spec_check as sc
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "sweeps"
 AXES = ("D", "N", "ND")

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import TrialState
 
-from experiments.optuna_storage import rdb_storage
+from experiments.stores.optuna_storage import open_study as _open_study
+from experiments.stores.optuna_storage import rdb_storage
 
 from .spec import Point
 
@@ -51,14 +52,7 @@ def open_study(storage_url: str, study_name: str, point_ids: list[str]) -> optun
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The same seed in every worker: the same grid order everywhere.
     sampler = optuna.samplers.GridSampler({"point": point_ids}, seed=0)
-    for attempt in range(5):  # two workers creating the study at once: one wins, the other loads it
-        try:
-            return optuna.create_study(
-                storage=storage, study_name=study_name, sampler=sampler, direction="minimize", load_if_exists=True
-            )
-        except optuna.exceptions.DuplicatedStudyError:
-            time.sleep(0.5 * (attempt + 1))
-    return optuna.load_study(storage=storage, study_name=study_name, sampler=sampler)
+    return _open_study(storage, study_name, sampler)
 
 
 def point_of(trial: optuna.trial.FrozenTrial) -> str | None:

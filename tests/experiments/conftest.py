@@ -54,7 +54,7 @@ def store201(derived_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(store201, tmp_path_factory):
     """One finished 2-epoch run: (result of train, tracking URI, config)."""
-    from experiments.train import train
+    from experiments.training.train import train
 
     root = tmp_path_factory.mktemp("trained")
     uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"

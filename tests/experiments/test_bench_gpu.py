@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from experiments.bench_gpu import estimate, paper_runs
+from experiments.bench.gpu import estimate, paper_runs
 from experiments.cli import main
 
 

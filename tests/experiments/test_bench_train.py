@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments.bench_train import default_structures, graph_records, graph_sizes, load_structures, run
+from experiments.bench.train import default_structures, graph_records, graph_sizes, load_structures, run
 from experiments.cli import main
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from experiments.fitting.bench import calibration
+from experiments.bench.fitting import calibration
 
 
 def test_calibration_reports_z_scores_per_method_and_exponent():

@@ -85,7 +85,7 @@ def test_mlflow_reader_takes_finished_runs_and_reports_the_rest(mlflow_store):
 def test_the_report_run_of_a_sweep_is_left_out_by_its_tag(mlflow_store):
     from mlflow.tracking import MlflowClient
 
-    from experiments.tracking import KIND_TAG
+    from experiments.stores.tracking import KIND_TAG
 
     uri = mlflow_store["uri"]
     client = MlflowClient(uri)

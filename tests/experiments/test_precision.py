@@ -9,7 +9,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from experiments.train import train
+from experiments.training.train import train
 
 
 class GradNorms(L.Callback):
@@ -86,7 +86,7 @@ def test_two_process_ddp_under_bf16_mixed(store201, tmp_path, ddp_train):
 
 
 def test_execution_switches_resolve_per_device_and_refuse_nonsense():
-    from experiments.config import resolve_compile, resolve_num_workers
+    from experiments.training.config import resolve_compile, resolve_num_workers
 
     assert resolve_num_workers("auto", "cpu") == 0  # collate beside the step costs more than it saves on 2 cores
     assert resolve_num_workers("3", "cpu") == 3

@@ -203,7 +203,7 @@ def test_the_spec_refuses_bad_keys_and_expands_the_capacity_preset(tmp_path):
 
 
 def test_depth_and_heads_knobs_leave_the_reference_untouched(tiny_config, store201, tmp_path):
-    from experiments.config import load_config, n_parameters, resolve
+    from experiments.training.config import load_config, n_parameters, resolve
     from lightning_modules.optimetal import build_model
 
     assert n_parameters("2b-tc", 16, 2001) == 278_275  # the reference table, unchanged by the optional knobs

@@ -125,7 +125,7 @@ def test_killed_sweep_rerun_completes_with_exactly_one_run_per_point(store201, t
     try:
         # kill the whole sweep (worker and its training) once one point is done and another is running
         def one_done_one_running():
-            from experiments.tracking import client_for  # serialised with the sweep's own store creation
+            from experiments.stores.tracking import client_for  # serialised with the sweep's own store creation
 
             exp = client_for(uri).get_experiment_by_name("t-D")
             if exp is None:

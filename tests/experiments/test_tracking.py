@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from experiments import sqlite_store, tracking
+from experiments.stores import sqlite_store, tracking
 
 N_PROCESSES = 4
 

@@ -15,8 +15,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from datamodules.store import GraphStore
-from experiments.config import load_config, resolve
-from experiments.train import train
+from experiments.training.config import load_config, resolve
+from experiments.training.train import train
 
 EPOCH_METRICS = ("train_loss", "val_loss", "val_loss_eps", "val_loss_drude", "lr")
 CONTRACT_PARAMS = (
@@ -235,7 +235,7 @@ class ScriptedLoss(L.LightningModule):
 
 
 def test_last_checkpoint_follows_every_epoch_even_without_improvement(tmp_path):
-    from experiments.callbacks import checkpoint_callbacks
+    from experiments.training.callbacks import checkpoint_callbacks
 
     best, last = checkpoint_callbacks(tmp_path)
     trainer = L.Trainer(

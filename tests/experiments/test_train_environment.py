@@ -7,7 +7,7 @@ import lightning as L
 import torch
 from mlflow.tracking import MlflowClient
 
-from experiments.train import train
+from experiments.training.train import train
 
 
 class Threads(L.Callback):

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 from mlflow.tracking import MlflowClient
 
-from experiments.train import train
+from experiments.training.train import train
 
 EPOCH_METRICS = ("train_loss", "lr", "graphs_per_s", "val_loss", "val_loss_eps", "val_loss_drude")
 

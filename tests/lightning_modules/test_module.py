@@ -21,7 +21,7 @@ def test_warmup_then_cosine_to_zero():
 
 def test_validation_loss_is_the_mean_over_materials_with_unequal_batches(derived_store, tmp_path):
     from datamodules.datamodule import GraphDataModule
-    from experiments.config import load_config, resolve
+    from experiments.training.config import load_config, resolve
     from lightning_modules.loss import joint_loss
 
     cfg = load_config({"data": str(derived_store), "model": "2b-cgc", "width": 16, "seed": 0, "workdir": str(tmp_path)})

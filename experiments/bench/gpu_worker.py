@@ -1,6 +1,6 @@
 """One `bench gpu` process: training-step and evaluation rates of model configurations.
 
-python -m experiments.bench_gpu_worker '{"data": STORE, "configs": [...], ...}'  (one JSON line per config)
+python -m experiments.bench.gpu_worker '{"data": STORE, "configs": [...], ...}'  (one JSON line per config)
 
 A step is what a training step of SpectraModule does: bf16 autocast on CUDA (fp32 on CPU), the joint
 loss, backward, the global-norm clip and a fused AdamW step, on batches already on the device.

@@ -22,7 +22,7 @@ from datamodules.grid import REF_POINTS
 
 from .config_checks import PRECISIONS, check_config, check_store
 
-DEFAULT_CONFIG = Path(__file__).with_name("configs") / "train.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train.yaml"
 KEY_VERSION = 1
 KEY_FIELDS = (
     "model",

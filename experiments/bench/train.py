@@ -22,7 +22,7 @@ import numpy as np
 
 from datamodules.atomic import atomic_write_json
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 METALS = ["Li", "Na", "Mg", "Al", "Ca", "Sc", "Ti", "V", "Cr", "Fe", "Co", "Ni", "Cu", "Zn", "Y", "Zr",
           "Nb", "Mo", "Pd", "Ag", "Sn", "Hf", "Ta", "W", "Pt", "Au"]  # fmt: skip
 FCC4 = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
@@ -179,7 +179,7 @@ def loop_overhead(rows: list[dict], structures, batch_size: int, seconds: float)
 
 def _in_subprocess(cfg: dict) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]), PYTHONPATH=os.pathsep.join([str(REPO)] + sys.path))
-    cmd = [sys.executable, "-m", "experiments.bench_train_worker", json.dumps(cfg)]
+    cmd = [sys.executable, "-m", "experiments.bench.train_worker", json.dumps(cfg)]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
     if res.returncode:
         raise RuntimeError(f"bench worker {cfg['model']} h={cfg['width']} failed:\n{res.stderr[-3000:]}")

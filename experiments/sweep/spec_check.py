@@ -3,7 +3,7 @@
 Every check raises ValueError with one line naming the file, the key and the problem:
 `quick.yaml: unknown key 'seed' (did you mean 'seeds'?)`, `paper.yaml: axes.N.widths: must be a
 non-empty list of integers >= 1, got [16, 'x']`. Recipe values go through the casting rules of
-`optiscale train` (`experiments.config._coerce`), so a value the spec accepts is one training takes.
+`optiscale train` (`experiments.training.config._coerce`), so a value the spec accepts is one training takes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from experiments.config import FIELDS, _coerce, read_defaults
+from experiments.training.config import FIELDS, _coerce, read_defaults
 
 
 def fail(where: str, key: str, problem: str):

@@ -23,7 +23,7 @@ import numpy as np
 from datamodules.atomic import atomic_write_json
 from datamodules.records import Material
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "optimetal"
+SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "optimetal"
 METALS = ["Li", "Na", "Mg", "Al", "Ca", "Sc", "Ti", "V", "Cr", "Fe", "Co", "Ni", "Cu", "Zn", "Y", "Zr",
           "Nb", "Mo", "Pd", "Ag", "Sn", "Hf", "Ta", "W", "Pt", "Au"]  # fmt: skip
 _BASE: list[Material] = []  # inherited by forked import workers
@@ -193,7 +193,7 @@ def run(out: str, sizes=(1000, 20000), workdir: str | None = None) -> dict:
     }
     figures["streaming_memory"] = []
     for n, path in stores.items():
-        cmd = [sys.executable, "-m", "experiments.bench_data", "--stream", str(path)]
+        cmd = [sys.executable, "-m", "experiments.bench.data", "--stream", str(path)]
         res = subprocess.run(cmd, check=True, capture_output=True, text=True)
         figures["streaming_memory"].append({"materials": n, **json.loads(res.stdout)})
     atomic_write_json(out, figures)

@@ -1,6 +1,6 @@
 """One `bench train` configuration, run in a fresh process; prints one JSON line.
 
-python -m experiments.bench_train_worker '{"model": "2b-tc", "width": 64, ...}'
+python -m experiments.bench.train_worker '{"model": "2b-tc", "width": 64, ...}'
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def spectra_module(model, name: str, width: int):
     """Branch train's SpectraModule (the real training module) around `model`, with the recipe's defaults."""
     import dataclasses
 
-    from experiments.config import load_config
+    from experiments.training.config import load_config
     from lightning_modules.module import SpectraModule
 
     cfg = dataclasses.asdict(load_config({"data": "bench", "model": name, "width": width, "seed": 0}))
@@ -172,8 +172,8 @@ def main(cfg: dict) -> dict:
     import torch
 
     from datamodules.datamodule import Collate
-    from experiments.allocator import tune_malloc
-    from experiments.bench_train import graph_records, load_structures
+    from experiments.bench.train import graph_records, load_structures
+    from experiments.training.allocator import tune_malloc
     from lightning_modules.optimetal import build_model, count_parameters
 
     malloc = tune_malloc()  # before the graphs and the model are allocated

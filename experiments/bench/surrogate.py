@@ -24,7 +24,7 @@ import numpy as np
 
 from datamodules.atomic import atomic_write_json
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "optimetal"
+SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "optimetal"
 REFERENCE_FACTOR = 0.5  # the reference grid: half the default spacings (8x the k-points)
 
 

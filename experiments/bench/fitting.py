@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from .forms import FORMS
+from experiments.fitting.forms import FORMS
 
 D_VALUES = (2500, 5000, 10000, 20000, 40000, 80000, 160000)
 SEEDS = (1, 42, 137)
@@ -34,7 +34,7 @@ def synthetic_runs(form: str, params, noise: float, rng: np.random.Generator) ->
 
 
 def calibration(draws: int, noise: float, starts: int, bootstrap: int, seed: int) -> dict:
-    from . import fit_runs
+    from experiments.fitting import fit_runs
 
     out = {}
     rng = np.random.default_rng(seed)
@@ -62,7 +62,7 @@ def calibration(draws: int, noise: float, starts: int, bootstrap: int, seed: int
 
 
 def timing(starts: int, bootstrap: int, seed: int) -> dict:
-    from . import fit_runs
+    from experiments.fitting import fit_runs
 
     runs = synthetic_runs("broken_amp", LAWS["broken_amp"], 0.02, np.random.default_rng(seed))
     out = {}

@@ -24,8 +24,7 @@ import time
 from pathlib import Path
 
 from datamodules.atomic import atomic_write_json
-
-from .sweep.packing import visible_gpus
+from experiments.sweep.packing import visible_gpus
 
 MODELS = ("2b-cgc", "2b-tc", "3b-tc")
 PAPER_WIDTHS = (16, 32, 64, 128, 256, 512, 1024)
@@ -42,7 +41,7 @@ def paper_runs() -> list[tuple[str, int, int]]:
 
 
 def _worker(job: dict, env=None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "experiments.bench_gpu_worker", json.dumps(job)]
+    cmd = [sys.executable, "-m", "experiments.bench.gpu_worker", json.dumps(job)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
 
 

@@ -1,6 +1,6 @@
 """Train one grid point (model, width, D, seed) end to end, tracked in MLflow, resumable.
 
-A grid point has a deterministic `run_key` (experiments.config). Its local work dir (default
+A grid point has a deterministic `run_key` (experiments.training.config). Its local work dir (default
 `runs/<experiment>/<run_key>/`) holds `best.ckpt`, `last.ckpt`, `config.yaml` and `state.json`
 (the MLflow run id, written atomically). On a call of `train`:
 
@@ -28,9 +28,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from datamodules.atomic import atomic_write_json, atomic_write_text
 from datamodules.datamodule import GraphDataModule
 from datamodules.environment import training_environment
+from experiments.stores import tracking
 from lightning_modules.module import SpectraModule
 
-from . import tracking
 from .callbacks import EpochPrinter, LogBeforeCheckpoint, checkpoint_callbacks
 from .config import TrainConfig, dump, load_config, on_gpu, resolve
 from .monitor import ThroughputMonitor

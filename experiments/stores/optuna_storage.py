@@ -51,3 +51,23 @@ def rdb_storage(url: str, heartbeat_s: int, grace_s: int, max_retry: int):
                 raise
             time.sleep(0.3 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def open_study(storage, name: str, sampler, pruner=None):
+    """Create the study or load it (`load_if_exists`): a rerun continues it, workers share it.
+    Two workers creating it at once: one wins, the other retries and loads it."""
+    import optuna
+
+    for attempt in range(5):
+        try:
+            return optuna.create_study(
+                storage=storage,
+                study_name=name,
+                sampler=sampler,
+                pruner=pruner,
+                direction="minimize",
+                load_if_exists=True,
+            )
+        except optuna.exceptions.DuplicatedStudyError:
+            time.sleep(0.5 * (attempt + 1))
+    return optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
