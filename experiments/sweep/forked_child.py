@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
-import lightning  # noqa: F401  (preloaded by the fork server)
-import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (~1 s of a skipped point when imported late)
-import torch
-import torch_geometric  # noqa: F401
+import os
 
-import mlflow  # noqa: F401
-from datamodules.atomic import atomic_write_json
-from experiments.training.allocator import tune_malloc
-from experiments.training.train import train
+
+def _cuda_driver_loaded() -> bool:
+    """Whether libcuda is mapped into this process: only a call into the CUDA driver loads it, and a
+    process forked after that cannot use CUDA."""
+    try:
+        with open(f"/proc/{os.getpid()}/maps") as fh:
+            return "libcuda.so" in fh.read()
+    except OSError:
+        return False
+
+
+# The heavy imports, one by one, noting the first after which the CUDA driver is loaded: on the
+# H200 some import of the server initialised CUDA and every forked point failed; the probe names it.
+CUDA_LOADED_BY = None
+for _name in ("torch", "torch_geometric", "lightning", "mlflow", "mlflow.store.tracking.sqlalchemy_store"):
+    __import__(_name)
+    if CUDA_LOADED_BY is None and _cuda_driver_loaded():
+        CUDA_LOADED_BY = f"import {_name}"
+
+import torch  # noqa: E402
+
+from datamodules.atomic import atomic_write_json  # noqa: E402
+from experiments.training.allocator import tune_malloc  # noqa: E402
+from experiments.training.train import train  # noqa: E402
+
+if CUDA_LOADED_BY is None and _cuda_driver_loaded():
+    CUDA_LOADED_BY = "import experiments.training.train"
 
 
 def train_point(config: dict, tracking_uri: str, experiment: str, tags: dict, threads: int | None, out: str) -> None:
@@ -33,5 +53,6 @@ def cuda_probe() -> None:
         try:
             torch.zeros(1, device="cuda").sum().item()
         except Exception as err:  # "CUDA error: initialization error" after a CUDA call in the server
-            print(f"[sweep] CUDA fails in forked processes ({str(err).splitlines()[0]})", flush=True)
+            where = f"; the fork server loaded the CUDA driver at {CUDA_LOADED_BY}" if CUDA_LOADED_BY else ""
+            print(f"[sweep] CUDA fails in forked processes ({str(err).splitlines()[0]}{where})", flush=True)
             sys.exit(1)
