@@ -11,6 +11,7 @@ A batch (`torch_geometric.data.Batch`) holds
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -33,7 +34,7 @@ class StoreDataset(Dataset):
 
     def __getitem__(self, k: int) -> dict:
         i = int(self.indices[k])
-        rec = self.store.read(i)
+        rec: dict = self.store.read(i)  # plus the int "idx"
         rec["idx"] = i
         return rec
 
@@ -107,7 +108,7 @@ class GraphDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        store: str,
+        store: str | Path,
         D: int | None = None,
         batch_size: int = 256,
         num_workers: int = 0,

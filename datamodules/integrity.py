@@ -49,10 +49,10 @@ def recorded_sha256(store: Path, k: int) -> tuple[str | None, str | None]:
     return sha, None
 
 
-def fd_problem(fd: int, name: str, expected: str) -> str | None:
+def fd_problem(fd: int, name: str, expected: str | None) -> str | None:
     actual = fd_sha256(fd)
     if actual != expected:
-        return f"{name} does not match its record (sha256 {actual[:16]}..., recorded {expected[:16]}...)"
+        return f"{name} does not match its record (sha256 {actual[:16]}..., recorded {(expected or 'nothing')[:16]}...)"
     return None
 
 

@@ -25,6 +25,7 @@ def envelope(d: torch.Tensor) -> torch.Tensor:
 
 
 class GaussianRBF(nn.Module):
+    centres: torch.Tensor
     """`n` Gaussians on r with centres linspace(0, cutoff, n), sigma = width x spacing, times the envelope."""
 
     def __init__(self, n: int = 32, cutoff: float = CUTOFF, width: float = 4.0):
@@ -67,6 +68,7 @@ class MLP(nn.Sequential):
 
 
 class ElementEncoding(nn.Module):
+    table: torch.Tensor
     """Atomic numbers -> the 24-dim one-hot of periodic-table group and period."""
 
     def __init__(self):

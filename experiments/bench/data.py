@@ -35,25 +35,25 @@ def bench_structures(n: int = 200, seed: int = 0) -> list:
 
     rng = np.random.default_rng(seed)
     out = _sample_structures()
-    half = [0.5, 0.5, 0.5]
+    half: list[float] = [0.5, 0.5, 0.5]
     while len(out) < n:
         a, b, c = rng.choice(METALS, 3, replace=False)
         kind = rng.choice(5, p=[0.1, 0.35, 0.1, 0.1, 0.35])
         x = 1 + rng.uniform(-0.04, 0.04)
         if kind == 0:  # B2
-            s = Structure(Lattice.cubic(2.95 * x), [a, b], [[0, 0, 0], half])
+            s = Structure(Lattice.cubic(2.95 * x), [a, b], [[0.0, 0.0, 0.0], half])
         elif kind == 1:  # L1_2
             s = Structure(
-                Lattice.cubic(3.9 * x), [a, b, b, b], [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
+                Lattice.cubic(3.9 * x), [a, b, b, b], [[0.0, 0.0, 0.0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
             )
         elif kind == 2:  # hcp-based
             s = Structure(Lattice.hexagonal(2.9 * x, 4.7 * x), [a, b], [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
         elif kind == 3:  # Heusler-like, primitive fcc cell with 3 atoms
             fcc = np.array([[0, 3.0, 3.0], [3.0, 0, 3.0], [3.0, 3.0, 0]]) * x
-            s = Structure(Lattice(fcc), [a, b, c], [[0, 0, 0], [0.25, 0.25, 0.25], half])
+            s = Structure(Lattice(fcc), [a, b, c], [[0.0, 0.0, 0.0], [0.25, 0.25, 0.25], half])
         else:  # L1_0-like conventional cell with three species
             s = Structure(
-                Lattice.cubic(4.0 * x), [a, a, b, c], [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+                Lattice.cubic(4.0 * x), [a, a, b, c], [[0.0, 0.0, 0.0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
             )
         s.perturb(0.02, min_distance=0.0)
         out.append(s)
@@ -172,7 +172,7 @@ def run(out: str, sizes=(1000, 20000), workdir: str | None = None) -> dict:
     import torch
 
     tmp = tempfile.TemporaryDirectory() if workdir is None else None
-    work = Path(workdir or tmp.name)
+    work = Path(tmp.name) if tmp is not None else Path(str(workdir))
     figures: dict = {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
         "graph_building": bench_graph_building(bench_structures()),

@@ -40,7 +40,9 @@ def calibration(draws: int, noise: float, starts: int, bootstrap: int, seed: int
     rng = np.random.default_rng(seed)
     for form, params in LAWS.items():
         truth = dict(zip(FORMS[form].params, params, strict=True))
-        z = {m: {k: [] for k in truth if k.startswith("alpha")} for m in ("paper", "robust")}
+        z: dict[str, dict[str, list[float]]] = {
+            m: {k: [] for k in truth if k.startswith("alpha")} for m in ("paper", "robust")
+        }
         for _ in range(draws):
             runs = synthetic_runs(form, params, noise, rng)
             for fit in fit_runs(runs, axes=("D",), method="both", forms=[form], starts=starts, bootstrap=bootstrap):

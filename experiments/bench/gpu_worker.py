@@ -114,7 +114,7 @@ def run(job: dict) -> None:
         model = build_model(cfg["model"], cfg["width"], points).to(device)
         t_compile = time.perf_counter()
         if cfg.get("compile"):
-            model = torch.compile(model, dynamic=True)
+            model = torch.compile(model, dynamic=True)  # type: ignore[assignment]
         step = Step(model, device)
         # every batch shape once (compiles here when asked), then timed
         timed(step.train, batches, job.get("warmup", len(batches) + 1), device)

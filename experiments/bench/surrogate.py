@@ -37,7 +37,7 @@ def bench_speed(n: int, work: Path) -> dict:
     from datamodules.surrogate.optics import OpticsSettings
     from datamodules.surrogate.prototypes import draw_specs
 
-    out = {"load_average_before": os.getloadavg()[0]}
+    out: dict = {"load_average_before": os.getloadavg()[0]}
     for workers, size in ((2, n), (1, n // 2)):
         t0 = time.perf_counter()
         generate(size, 1000 + workers, work / f"speed-{workers}", workers=workers, progress=False)
@@ -123,7 +123,7 @@ def bench_realism(store: Path) -> dict:
     drude = np.load(store / "index" / "drude.npy")
     pct = lambda x: [round(float(v), 2) for v in np.percentile(x, [10, 50, 90])]  # noqa: E731
     band = slice(100, 501)  # 1-5 eV
-    out = {
+    out: dict = {
         "generated": {
             "materials": len(s),
             "drude_eV_p10_p50_p90": pct(drude),
@@ -205,7 +205,7 @@ def make_plots(store: Path, outdir: Path) -> list[str]:
 
 def run(out: str, n: int = 400, n_convergence: int = 24, plots: str | None = None, workdir: str | None = None) -> dict:
     tmp = tempfile.TemporaryDirectory() if workdir is None else None
-    work = Path(workdir or tmp.name)
+    work = Path(tmp.name) if tmp is not None else Path(str(workdir))
     from datamodules.surrogate.optics import OpticsSettings
 
     figures: dict = {"machine": {"cores": os.cpu_count(), "python": platform.python_version()},

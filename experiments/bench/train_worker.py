@@ -246,8 +246,11 @@ def lightning_overhead(model, cfg: dict, batches, bs: int, n: int, rounds: int =
     # one epoch holds all the steps (the same batch objects repeated): epoch boundaries, whose cost
     # real epochs of 10-600 steps amortise, would otherwise fall on every other step
     epoch = [batches[k % len(batches)] for k in range(n + 3)]
-    loader = DataLoader(epoch, batch_size=None, shuffle=False, collate_fn=_identity)
-    bare, light, bare_cpu, light_cpu = [], [], [], []
+    loader: DataLoader = DataLoader(epoch, batch_size=None, shuffle=False, collate_fn=_identity)  # type: ignore[arg-type]
+    bare: list[float] = []
+    light: list[float] = []
+    bare_cpu: list[float] = []
+    light_cpu: list[float] = []
     for _ in range(rounds):
         step = Stepper(model, "cpu")
         bare += loader_steps(step, loader, n, bare_cpu)

@@ -38,7 +38,7 @@ class Form:
     log: Callable  # log f(x, *p), stable for extreme parameters
     guess: Callable  # guess(x, y) -> tuple of parameters (deterministic)
     ndim: int = 1
-    exponent_bounds: tuple[tuple[float, float], ...] = ()  # per parameter; ignored for other kinds
+    exponent_bounds: tuple[tuple[float, float] | None, ...] = ()  # per parameter; ignored for other kinds
 
     @property
     def k(self) -> int:

@@ -184,7 +184,8 @@ def add_bootstrap(fit: dict, series: Series, form: Form, q, replicates: list[Ser
     parameters (`_reps`, None where the refit failed) and its AICc (`_rep_aicc`) for selection."""
     kind, inflate = _bootstrap_kind(series, form)
     fit["bootstrap"] = {"replicates": len(replicates), "converged": 0, "kind": kind, "inflation": inflate}
-    reps, rep_aicc = [], []
+    reps: list[np.ndarray | None] = []
+    rep_aicc: list[float | None] = []
     for rep in replicates:
         prob = _Problem(form, rep, f_scale)
         s = prob.solve(q)

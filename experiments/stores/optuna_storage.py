@@ -32,7 +32,7 @@ def rdb_storage(url: str, heartbeat_s: int, grace_s: int, max_retry: int):
 
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        engine = {"connect_args": {"timeout": 60}}
+        engine: dict = {"connect_args": {"timeout": 60}}
     else:
         engine = {"pool_pre_ping": True}
     for attempt in range(6):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -16,12 +18,12 @@ class RunLogger(MLFlowLogger):
       a failure marks it FAILED (and leaves it resumable).
     """
 
-    def __init__(self, *args, seen: set[tuple[str, int]] = (), **kwargs):
+    def __init__(self, *args, seen: Iterable[tuple[str, int]] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self._seen = set(seen)
 
     @rank_zero_only
-    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         metrics = dict(metrics)
         epoch = metrics.pop("epoch", None)
         step = int(epoch) if epoch is not None else int(step or 0)

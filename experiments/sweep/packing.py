@@ -90,7 +90,7 @@ def plan_slots(points, recipe: dict, workers: int | None = None, pack: str | int
             batch = int(recipe.get("batch_size", 256))
             per = min(auto_pack(points, batch, free, cores // max(1, len(gpus))) for _, free in gpus) if gpus else 1
         else:
-            per = pack
+            per = int(pack)
         workers = per * max(1, len(gpus))
     threads = max(1, cores // workers)
     return [Slot(gpus[i % len(gpus)][0] if gpus else None, threads) for i in range(workers)]

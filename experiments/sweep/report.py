@@ -25,6 +25,8 @@ def fit_and_report(spec: SweepSpec, axis: str, tracking_uri: str, method: str = 
     best = best_fits(fits)
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ValueError(f"no MLflow experiment {experiment!r} in {tracking_uri}")
     old = client.search_runs([exp.experiment_id], f"tags.`{KIND_TAG}` = 'report'", max_results=1)
     run_id = (
         old[0].info.run_id

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import NoReturn
 
 from experiments.training.config import FIELDS, _coerce, read_defaults
 
 
-def fail(where: str, key: str, problem: str):
+def fail(where: str, key: str, problem: str) -> NoReturn:
     raise ValueError(f"{where}: {key}: {problem}")
 
 
@@ -65,7 +66,7 @@ def int_list(value, where: str, key: str, minimum: int | None = 1) -> list[int]:
     if not isinstance(value, list) or not value:
         fail(where, key, f"must be a non-empty list of integers{at_least}, got {value!r}")
     try:
-        return [integer(v, where, key, minimum) for v in value]
+        return [int(integer(v, where, key, minimum) or 0) for v in value]  # never None: not optional
     except ValueError:
         fail(where, key, f"must be a non-empty list of integers{at_least}, got {value!r}")
 
