@@ -56,11 +56,14 @@ lint: install ## ruff: lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+typecheck: install ## mypy on the packages (settings in pyproject.toml)
+	$(VENV)/bin/mypy
+
 bench-data: install ## data-layer figures into reports/bench_data.json
 	$(OPTISCALE) bench data --json reports/bench_data.json
 
 clean: ## remove caches (keeps .venv, data/ and mlflow/)
-	rm -rf .pytest_cache .ruff_cache build *.egg-info
+	rm -rf .pytest_cache .ruff_cache .mypy_cache build *.egg-info
 	find . -name __pycache__ -not -path './.venv/*' -exec rm -rf {} +
 
 STUDY ?= experiments/configs/studies/default.yaml
@@ -77,4 +80,4 @@ dashboard: install ## optuna-dashboard on the study storage: http://127.0.0.1:80
 	$(VENV)/bin/optuna-dashboard $(OPTUNA_DB) --host 127.0.0.1 --port 8080
 
 
-.PHONY: help install sweep-data sweep-params sweep-grid ui import-samples test test-slow test-all study dashboard lint bench-data clean
+.PHONY: help install sweep-data sweep-params sweep-grid ui import-samples test test-slow test-all study dashboard lint typecheck bench-data clean
