@@ -36,8 +36,8 @@ def register(cli) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from .run import default_storage, ensure_dataset, run_sweep, run_worker
-    from .spec import load_spec
+    from experiments.sweep.run import default_storage, ensure_dataset, run_sweep, run_worker
+    from experiments.sweep.spec import load_spec
 
     spec = load_spec(args.preset)
     extra = []

@@ -33,7 +33,7 @@ def register(cli) -> None:
     p.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=cmd_predict)
 
-    from datamodules.commands import BENCH
+    from experiments.cli.data import BENCH
 
     p = cli.command(
         "gpu", "GPU figures: per-process and packed training rates, compile, loading, the paper's hours", BENCH
@@ -48,7 +48,7 @@ def register(cli) -> None:
 
 
 def cmd_bench_gpu(args) -> int:
-    from .bench.gpu import bench_gpu
+    from experiments.bench.gpu import bench_gpu
 
     ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
     report = bench_gpu(
@@ -63,9 +63,8 @@ def cmd_train(args) -> int:
     from lightning.pytorch.utilities import rank_zero_only
 
     from datamodules.atomic import atomic_write_json
-
-    from .training.config import load_config, parse_assignments
-    from .training.train import train
+    from experiments.training.config import load_config, parse_assignments
+    from experiments.training.train import train
 
     overrides = parse_assignments(args.set)
     flags = dict(
@@ -96,7 +95,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .training.predict import predict
+    from experiments.training.predict import predict
 
     summary = predict(args.ckpt, args.files, args.out, plot=not args.no_plot)
     print(f"predicted {len(summary['predicted'])} of {len(args.files)} structures into {args.out}")

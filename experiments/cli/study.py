@@ -31,10 +31,9 @@ def register(cli) -> None:
 
 def cmd_study(args) -> int:
     from datamodules.atomic import atomic_write_json
+    from experiments.study.run import run_capacity, run_study
+    from experiments.study.spec import load_spec
     from experiments.training.config import parse_assignments
-
-    from .run import run_capacity, run_study
-    from .spec import load_spec
 
     overrides = dict(
         data=args.data,
