@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 
+from experiments.cli.quiet import quiet
 from experiments.training.allocator import tune_malloc
 
 COMMAND_MODULES = (
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     tune_malloc()
+    quiet()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

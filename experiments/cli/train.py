@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 
 def register(cli) -> None:
     p = cli.command("train", "train one grid point (model, width, D, seed); logs to MLflow; resumes if interrupted")
@@ -88,10 +86,25 @@ def cmd_train(args) -> int:
         return 0
     if result["status"] == "skipped":
         print(f"grid point {result['run_key']} already finished in MLflow run {result['run_id']}: skipped")
-    print(json.dumps(result, indent=1))
+    print(train_summary(cfg, result), flush=True)
     if args.json:
         atomic_write_json(args.json, result)
     return 0
+
+
+def train_summary(cfg, result: dict) -> str:
+    """One line for a finished point; the full result goes to --json OUT."""
+    test = result.get("test") or {}
+    parts = []
+    if result.get("best_val_loss") is not None:  # best_epoch counts from 0, the epoch lines from 1
+        epoch = "" if result.get("best_epoch") is None else f" (epoch {result['best_epoch'] + 1})"
+        parts.append(f"best val_loss {result['best_val_loss']:.5g}{epoch}")
+    if "test_loss" in test:
+        parts.append(f"test_loss {test['test_loss']:.5g}")
+    if result.get("n_parameters"):
+        parts.append(f"{result['n_parameters']:,} parameters")
+    point = f"{cfg.model} w{cfg.width} D{cfg.D if cfg.D is not None else 'all'} s{cfg.seed}"
+    return f"[train] {point} {result['status']}: {', '.join(parts)}; MLflow run {result['run_id']}"
 
 
 def cmd_predict(args) -> int:
