@@ -12,8 +12,8 @@ import importlib
 import os
 import sys
 
-from experiments.cli.quiet import quiet
 from experiments.training.allocator import tune_malloc
+from experiments.training.quiet import quiet
 
 COMMAND_MODULES = (
     "experiments.cli.data",
