@@ -27,6 +27,7 @@ def progress_printer(stream=None):
     from rich.console import Console
     from rich.progress_bar import ProgressBar
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(file=stream)
 
@@ -34,7 +35,7 @@ def progress_printer(stream=None):
         # one printed line, not a live display: the training subprocesses write to the same terminal
         row = Table.grid(padding=(0, 1))
         row.add_row(
-            "[bold][sweep][/bold]",
+            Text("[sweep]", style="bold"),  # a Text: "[sweep]" in a markup string is read as a tag
             ProgressBar(total=c.total, completed=c.done, width=30),
             f"[green]{c.done}/{c.total} done[/green], [yellow]{c.running} running[/yellow], {c.left} left;",
             eta_text(c.eta_s),
