@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+from experiments.training.quiet import quiet
+
+quiet()  # before the imports below create Lightning's and MLflow's loggers; forked points inherit it
+
 
 def _cuda_driver_loaded() -> bool:
     """Whether libcuda is mapped into this process: only a call into the CUDA driver loads it, and a

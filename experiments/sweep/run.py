@@ -10,12 +10,14 @@ import os
 import socket
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from experiments.stores.optuna_storage import default_storage  # noqa: F401  (used by commands)
 
 from .forked import forked_trainer, forks_can_use_cuda
 from .packing import plan_slots
+from .progress import ProgressWatcher
 from .spec import SweepSpec
 from .worker import Worker, open_study, subprocess_trainer
 
@@ -78,13 +80,16 @@ def run_sweep(
     log=print,
     pack: str | int = "auto",
     slurm: dict | None = None,
+    progress=None,
 ) -> dict:
     """Train every point of one axis with local workers (`workers` in all, else `pack` per device:
     experiments.sweep.packing), then fit and report.
 
     `slurm`: run the workers as a SLURM job array instead (experiments.sweep.slurm.submit's
     options, and "wait"); without "wait" this returns after the submission, with "job" set and
-    no fit: rerun the sweep once the array is done."""
+    no fit: rerun the sweep once the array is done.
+
+    `progress`: a `show(counts)` called as points finish (experiments.sweep.progress)."""
     from experiments.stores import tracking
     from experiments.stores.tracking import default_tracking_uri
 
@@ -102,9 +107,17 @@ def run_sweep(
         f"[sweep] {spec.name} along {axis}: {len(points)} points, {len(slots)} worker(s) on {where}, "
         f"{slots[0].threads} thread(s) each; Optuna {storage}"
     )
-    open_study(storage, spec.study_name(axis, data_hash(store)), [p.id for p in points])  # created once, here
+    study = open_study(storage, spec.study_name(axis, data_hash(store)), [p.id for p in points])  # created here
     client = tracking.client_for(tracking_uri)  # the tracking store and experiment too, before any worker
     tracking.experiment_id(client, spec.experiment(axis), tracking_uri)
+    watch = ProgressWatcher(study, [p.id for p in points], len(slots), progress) if progress else nullcontext()
+    with watch:
+        reports = _train(spec, axis, store, storage, tracking_uri, extra_args, slots, log)
+    return _check_and_fit(spec, axis, tracking_uri, reports, fit, log)
+
+
+def _train(spec, axis, store, storage, tracking_uri, extra_args, slots, log) -> list:
+    """The local workers: this process for one CPU slot, else one `--worker-only` process per slot."""
     if len(slots) == 1 and slots[0].device is None:
         reports = [run_worker(spec, axis, store, storage, tracking_uri, extra_args, log=log)]
     else:
@@ -120,7 +133,7 @@ def run_sweep(
         if any(codes):
             log(f"[sweep] worker exit codes: {codes}")
         reports = []
-    return _check_and_fit(spec, axis, tracking_uri, reports, fit, log)
+    return reports
 
 
 def _run_on_slurm(spec, axis, store, storage, tracking_uri, extra_args, fit, log, options: dict) -> dict:

@@ -107,6 +107,7 @@ class Worker:
             self.report.yielded.append(pid)
             raise optuna.TrialPruned(f"{pid} is being trained by trial {holder}")
         self.log(f"[sweep] trial {trial.number}: training {pid}")
+        t0 = time.monotonic()
         result = self.train_cmd(self.points[pid])
         for key in ("run_id", "run_key"):
             if result.get(key):
@@ -118,6 +119,9 @@ class Worker:
             raise RuntimeError(f"{pid}: {error}")
         self.report.failed.pop(pid, None)
         self.report.trained.append(pid)
+        took = time.monotonic() - t0
+        status = result.get("status", "finished")
+        self.log(f"[sweep] {pid} {status}: best val_loss {result['best_val_loss']:.5g} ({took:.0f} s)")
         return float(result["best_val_loss"])
 
     def run(self) -> WorkerReport:

@@ -75,7 +75,7 @@ def generated(tmp_path_factory):
 
 
 def test_generate_builds_a_store_that_info_and_show_read(generated):
-    from datamodules.commands import info, show
+    from datamodules.describe import info, show
     from datamodules.store import GraphStore
 
     out, manifest = generated

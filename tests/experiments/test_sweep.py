@@ -189,6 +189,12 @@ def test_packed_sweep_trains_two_points_at_once_with_one_run_per_point(store201,
     proc = subprocess.run(sweep_cmd(spec, *args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "2 worker(s) on CPU" in proc.stdout and "6/6 points finished" in proc.stdout
+    progress = re.findall(r"\[sweep\] progress: (\d+)/6 done, (\d+) running, (\d+) left", proc.stdout)
+    assert progress[0] == ("0", "0", "6") and progress[-1] == ("6", "0", "0"), proc.stdout[-3000:]
+    assert all(int(d) + int(r) + int(left) == 6 for d, r, left in progress)
+    for noise in ("Creating initial MLflow database tables", "GPU available", "LitLogger", "LeafSpec"):
+        assert noise not in proc.stdout + proc.stderr, noise  # the forked points are quiet too
+    assert len(re.findall(r"\[sweep\] \S+ finished: best val_loss", proc.stdout)) == 6, proc.stdout[-3000:]
     runs = all_runs(uri, "t-D")
     assert finished_per_point(runs) == {f"2b-tc|w8|D{d}|s{s}": 1 for d in (8, 16, 24) for s in (1, 2)}
     assert len(runs) == 6  # nothing trained twice, no failed leftovers

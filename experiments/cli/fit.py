@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-BENCH = ("bench", "benchmarks that write their figures to a JSON file")
+from experiments.cli.data import BENCH
 
 
 def register(cli) -> None:
@@ -62,8 +62,18 @@ def cmd_bench(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from . import AXES, best_fits, fit_runs, plot_fits, read_csv, read_mlflow, select, write_json, write_markdown
-    from .report import markdown_table
+    from experiments.fitting import (
+        AXES,
+        best_fits,
+        fit_runs,
+        plot_fits,
+        read_csv,
+        read_mlflow,
+        select,
+        write_json,
+        write_markdown,
+    )
+    from experiments.fitting.report import markdown_table
 
     if args.bootstrap < 0 or args.starts < 1:
         raise ValueError("--bootstrap must be >= 0 and --starts >= 1")
@@ -115,11 +125,10 @@ def cmd_fit(args) -> int:
 
 def cmd_plan(args) -> int:
     from datamodules.atomic import atomic_write_json
-
-    from . import fit_runs, read_csv, read_mlflow
-    from .plan import choose_law, series_groups
-    from .plan_report import plot_plan, write_plan_markdown
-    from .planner import plan_fits, read_csv_throughput, read_mlflow_throughput
+    from experiments.fitting import fit_runs, read_csv, read_mlflow
+    from experiments.fitting.plan import choose_law, series_groups
+    from experiments.fitting.plan_report import plot_plan, write_plan_markdown
+    from experiments.fitting.planner import plan_fits, read_csv_throughput, read_mlflow_throughput
 
     if args.bootstrap < 2 or args.starts < 1:
         raise ValueError("--bootstrap must be >= 2 and --starts >= 1")

@@ -1,7 +1,8 @@
 """The `optiscale` console entry point.
 
-Each package registers its own commands (`register(cli)` in its `commands` module); heavy imports
-happen inside the command functions, so `--help` stays fast.
+All argparse code lives in this package: one module per command group registers its commands
+(`register(cli)`) and calls plain functions of datamodules/, lightning_modules/ and experiments/. Heavy
+imports happen inside the command functions, so `--help` stays fast.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import os
 import sys
 
 from experiments.training.allocator import tune_malloc
+from experiments.training.quiet import quiet
 
 COMMAND_MODULES = (
-    "datamodules.commands",
-    "lightning_modules.commands",
-    "experiments.commands",
-    "experiments.fitting.commands",
-    "experiments.sweep.commands",
-    "experiments.study.commands",
+    "experiments.cli.data",
+    "experiments.cli.model",
+    "experiments.cli.train",
+    "experiments.cli.fit",
+    "experiments.cli.sweep",
+    "experiments.cli.study",
 )
 
 
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     tune_malloc()
+    quiet()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -65,7 +68,3 @@ def main(argv: list[str] | None = None) -> int:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"optiscale: error: {msg}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

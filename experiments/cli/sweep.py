@@ -36,8 +36,9 @@ def register(cli) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from .run import default_storage, ensure_dataset, run_sweep, run_worker
-    from .spec import load_spec
+    from experiments.cli.progress import progress_printer
+    from experiments.sweep.run import default_storage, ensure_dataset, run_sweep, run_worker
+    from experiments.sweep.spec import load_spec
 
     spec = load_spec(args.preset)
     extra = []
@@ -86,6 +87,7 @@ def cmd_sweep(args) -> int:
         fit=not args.no_fit,
         pack=args.pack,
         slurm=slurm,
+        progress=progress_printer(),
     )
     if "job" in summary:
         print(f"[sweep] SLURM job {summary['job']} submitted: rerun this command (or add --wait) to check and fit")

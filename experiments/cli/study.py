@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 
 def register(cli) -> None:
     p = cli.command(
@@ -31,10 +29,9 @@ def register(cli) -> None:
 
 def cmd_study(args) -> int:
     from datamodules.atomic import atomic_write_json
+    from experiments.study.run import run_capacity, run_study
+    from experiments.study.spec import load_spec
     from experiments.training.config import parse_assignments
-
-    from .run import run_capacity, run_study
-    from .spec import load_spec
 
     overrides = dict(
         data=args.data,
@@ -55,6 +52,8 @@ def cmd_study(args) -> int:
     if args.json:
         atomic_write_json(args.json, result)
     best = result.get("best")
-    if best is not None:
-        print(json.dumps(best, indent=1))
+    if best is not None:  # one line; the whole report is in --json OUT and --report-dir
+        params = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in best["params"].items())
+        size = f", {best['n_parameters']:,} parameters" if best.get("n_parameters") else ""
+        print(f"[study] best trial {best['number']}: val_loss {best['value']:.5g} ({params}{size})")
     return 0

@@ -66,7 +66,7 @@ def register(cli) -> None:
 
 
 def _optics_options(p) -> None:
-    from .surrogate.optics import OpticsSettings
+    from datamodules.surrogate.optics import OpticsSettings
 
     d = OpticsSettings()
     p.add_argument("--k-spacing", type=float, default=d.k_spacing, help="k-grid spacing in 1/Å (2 pi included)")
@@ -76,7 +76,7 @@ def _optics_options(p) -> None:
 
 
 def optics_settings(args):
-    from .surrogate.optics import OpticsSettings
+    from datamodules.surrogate.optics import OpticsSettings
 
     return OpticsSettings(broadening=args.broadening, smearing=args.smearing, k_spacing=args.k_spacing,
                           k_spacing_sp=args.k_spacing_sp)  # fmt: skip
@@ -116,7 +116,7 @@ def print_summary(manifest: dict, out: str) -> None:
 
 
 def cmd_import(args) -> int:
-    from .importer import import_records
+    from datamodules.importer import import_records
 
     manifest = import_records(args.sources, args.out, **store_kwargs(args))
     print_summary(manifest, args.out)
@@ -124,7 +124,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from .surrogate.generate import generate
+    from datamodules.surrogate.generate import generate
 
     manifest = generate(args.n, args.seed, args.out, optics_settings(args), **store_kwargs(args))
     print_summary(manifest, args.out)
@@ -132,7 +132,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_label(args) -> int:
-    from .surrogate.label import label
+    from datamodules.surrogate.label import label
 
     manifest = label(args.files, args.out, optics_settings(args), **store_kwargs(args))
     print_summary(manifest, args.out)
@@ -146,32 +146,9 @@ def cmd_bench_surrogate(args) -> int:
     return 0
 
 
-def info(store_path: str) -> dict:
-    from .store import GraphStore
-
-    m = GraphStore(store_path).manifest
-    keys = (
-        "n_materials",
-        "n_records",
-        "splits",
-        "grid",
-        "cutoff",
-        "threebody_cutoff",
-        "split_seed",
-        "split_method",
-        "kind",
-        "surrogate_version",
-        "seed",
-        "optics",
-        "sources",
-        "content_hash",
-        "created",
-        "rejected",
-    )
-    return {k: m[k] for k in keys if k in m}
-
-
 def cmd_info(args) -> int:
+    from datamodules.describe import info
+
     d = info(args.store)
     if args.json:
         print(json.dumps(d, indent=1))
@@ -187,7 +164,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .integrity import verify_store
+    from datamodules.integrity import verify_store
 
     problems, n_shards, n_materials = verify_store(args.store)
     for line in problems:
@@ -200,7 +177,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    from .store import SPLIT_CODE, GraphStore
+    from datamodules.store import SPLIT_CODE, GraphStore
 
     store = GraphStore(args.store)
     ids = store.mat_ids()
@@ -210,31 +187,9 @@ def cmd_ls(args) -> int:
     return 0
 
 
-def show(store_path: str, mat_id: str) -> dict:
-    import numpy as np
-
-    from .graphs import THREEBODY_CUTOFF, triplets
-    from .store import SPLITS, GraphStore
-
-    store = GraphStore(store_path)
-    i = store.lookup(mat_id)
-    rec = store.read(i)
-    n_trip = triplets(rec["edge_index"].astype(np.int64), rec["edge_vec"], THREEBODY_CUTOFF).shape[1]
-    return {
-        "mat_id": mat_id,
-        "formula": str(store.formulas()[i]),
-        "split": SPLITS[int(store.split[i])],
-        "n_atoms": int(store.n_atoms[i]),
-        "n_edges": int(store.n_edges[i]),
-        "n_triplets": int(n_trip),
-        "drude": float(rec["drude"][0]),
-        "omega": store.omega.tolist(),
-        "eps_re": rec["eps"][:, 0].astype(float).tolist(),
-        "eps_im": rec["eps"][:, 1].astype(float).tolist(),
-    }
-
-
 def cmd_show(args) -> int:
+    from datamodules.describe import show
+
     d = show(args.store, args.mat_id)
     if args.json:
         print(json.dumps(d))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from datamodules.commands import BENCH
+from experiments.cli.data import BENCH
 
 MODEL = ("model", "inspect the OptiMetal models")
 NAMES = ("2b-cgc", "2b-tc", "3b-tc")  # = optimetal.MODEL_NAMES, repeated to keep --help free of torch
@@ -31,25 +31,9 @@ def register(cli) -> None:
     p.set_defaults(func=cmd_bench_train)
 
 
-def summary(name: str, width: int, points: int = 2001) -> dict:
-    import torch
-
-    from .optimetal import build_model, count_parameters
-
-    with torch.device("meta"):
-        model = build_model(name, width, points)
-    blocks = {k: count_parameters(m) for k, m in model.named_children() if count_parameters(m)}
-    return {
-        "model": name,
-        "width": width,
-        "points": points,
-        "parameters": count_parameters(model),
-        "needs_triplets": model.needs_triplets,
-        "blocks": blocks,
-    }
-
-
 def cmd_summary(args) -> int:
+    from lightning_modules.summary import summary
+
     d = summary(args.model, args.width, args.points)
     if args.json:
         print(json.dumps(d, indent=1))

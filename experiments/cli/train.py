@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 
 def register(cli) -> None:
     p = cli.command("train", "train one grid point (model, width, D, seed); logs to MLflow; resumes if interrupted")
@@ -33,7 +31,7 @@ def register(cli) -> None:
     p.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=cmd_predict)
 
-    from datamodules.commands import BENCH
+    from experiments.cli.data import BENCH
 
     p = cli.command(
         "gpu", "GPU figures: per-process and packed training rates, compile, loading, the paper's hours", BENCH
@@ -48,7 +46,7 @@ def register(cli) -> None:
 
 
 def cmd_bench_gpu(args) -> int:
-    from .bench.gpu import bench_gpu
+    from experiments.bench.gpu import bench_gpu
 
     ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
     report = bench_gpu(
@@ -63,9 +61,8 @@ def cmd_train(args) -> int:
     from lightning.pytorch.utilities import rank_zero_only
 
     from datamodules.atomic import atomic_write_json
-
-    from .training.config import load_config, parse_assignments
-    from .training.train import train
+    from experiments.training.config import load_config, parse_assignments
+    from experiments.training.train import train
 
     overrides = parse_assignments(args.set)
     flags = dict(
@@ -89,14 +86,29 @@ def cmd_train(args) -> int:
         return 0
     if result["status"] == "skipped":
         print(f"grid point {result['run_key']} already finished in MLflow run {result['run_id']}: skipped")
-    print(json.dumps(result, indent=1))
+    print(train_summary(cfg, result), flush=True)
     if args.json:
         atomic_write_json(args.json, result)
     return 0
 
 
+def train_summary(cfg, result: dict) -> str:
+    """One line for a finished point; the full result goes to --json OUT."""
+    test = result.get("test") or {}
+    parts = []
+    if result.get("best_val_loss") is not None:  # best_epoch counts from 0, the epoch lines from 1
+        epoch = "" if result.get("best_epoch") is None else f" (epoch {result['best_epoch'] + 1})"
+        parts.append(f"best val_loss {result['best_val_loss']:.5g}{epoch}")
+    if "test_loss" in test:
+        parts.append(f"test_loss {test['test_loss']:.5g}")
+    if result.get("n_parameters"):
+        parts.append(f"{result['n_parameters']:,} parameters")
+    point = f"{cfg.model} w{cfg.width} D{cfg.D if cfg.D is not None else 'all'} s{cfg.seed}"
+    return f"[train] {point} {result['status']}: {', '.join(parts)}; MLflow run {result['run_id']}"
+
+
 def cmd_predict(args) -> int:
-    from .training.predict import predict
+    from experiments.training.predict import predict
 
     summary = predict(args.ckpt, args.files, args.out, plot=not args.no_plot)
     print(f"predicted {len(summary['predicted'])} of {len(args.files)} structures into {args.out}")
