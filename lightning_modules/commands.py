@@ -6,8 +6,10 @@ import json
 
 from datamodules.commands import BENCH
 
+from .registry import model_names
+
 MODEL = ("model", "inspect the OptiMetal models")
-NAMES = ("2b-cgc", "2b-tc", "3b-tc")  # = optimetal.MODEL_NAMES, repeated to keep --help free of torch
+NAMES = model_names()  # the registry imports no torch: --help stays fast
 
 
 def register(cli) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from datamodules.grid import REF_POINTS
+from lightning_modules.registry import MODELS, recipe_defaults
 
 from .config_checks import PRECISIONS, check_config, check_store
 
@@ -99,15 +100,15 @@ def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
     missing = [k for k in REQUIRED if k not in given]
     if missing:
         raise ValueError(f"the configuration needs {missing}")
-    models = doc["models"]
-    if given["model"] not in models:
-        raise ValueError(f"unknown model {given['model']!r}; known: {sorted(models)}")
+    if given["model"] not in MODELS:
+        raise ValueError(f"unknown model {given['model']!r}; known: {sorted(MODELS)}")
     values = {
         "D": None,
         "blocks": None,
         "heads": None,
         **doc["recipe"],
-        **models[given["model"]],
+        **recipe_defaults(given["model"]),
+        **doc.get("models", {}).get(given["model"], {}),  # optional per-recipe override
         **doc["execution"],
         **given,
     }
@@ -194,10 +195,8 @@ def resolve_threads(value: str) -> int:
     return int(torch.get_num_threads())
 
 
-# `compile: auto` compiles only where it was measured to pay: 2B-TC at width 256 ran 2.0x faster
-# compiled on an H200 (docs/gpu.md); 2B-CGC and 3B-TC compile correctly (tests) but their GPU
-# speed-up is unmeasured, so they stay eager unless asked.
-COMPILE_BY_DEFAULT = ("2b-tc",)
+# `compile: auto` compiles only where it was measured to pay: the registry's `compile_on_gpu`.
+COMPILE_BY_DEFAULT = tuple(s.name for s in MODELS.values() if s.compile_on_gpu)
 
 
 def resolve_compile(value: str, accelerator: str, model: str) -> bool:
