@@ -61,3 +61,18 @@ def test_fields_entering_through_a_resolved_value_change_it(derived_store, tmp_p
     assert resolved(lr_reference_width=64)["lr"] != ref["lr"]
     assert resolved(scale_lr_with_width=False)["lr"] != ref["lr"]
     assert resolved(lr_reference_width=64)["run_key"] != ref["run_key"]
+
+
+def test_the_module_reads_every_typed_field_from_the_resolved_configuration(derived_store, tmp_path):
+    import pytest
+
+    from lightning_modules.recipe import ModuleRecipe
+
+    given = {"data": str(derived_store), "model": "3b-tc", "width": 16, "seed": 0, "workdir": str(tmp_path)}
+    resolved = resolve(load_config(given))
+    missing = [f.name for f in dataclasses.fields(ModuleRecipe) if f.name not in resolved]
+    assert not missing, f"ModuleRecipe fields the resolved configuration lacks: {missing}"
+    r = ModuleRecipe.from_config(resolved)
+    assert (r.model, r.width, r.lr, r.grid_points) == ("3b-tc", 16, resolved["lr"], resolved["grid_points"])
+    with pytest.raises(ValueError, match="lacks 'weight_decay'"):
+        ModuleRecipe.from_config({k: v for k, v in resolved.items() if k != "weight_decay"})
