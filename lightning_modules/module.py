@@ -19,6 +19,8 @@ from torchmetrics import CatMetric, MeanMetric
 from .loss import joint_loss
 from .metrics import METRIC_NAMES, material_metrics
 from .optimetal import build_model
+from .recipe import ModuleRecipe
+from .registry import get_model
 
 
 class WarmupCosine:
@@ -42,11 +44,10 @@ class SpectraModule(L.LightningModule):
     def __init__(self, config: dict):
         super().__init__()
         self.save_hyperparameters()
-        self.config = c = dict(config)
-        self.model = build_model(
-            c["model"], int(c["width"]), int(c["grid_points"]), blocks=c.get("blocks"), heads=c.get("heads")
-        )
-        omega = torch.linspace(float(c["grid_start"]), float(c["grid_stop"]), int(c["grid_points"]))
+        self.config = dict(config)
+        self.recipe = r = ModuleRecipe.from_config(self.config)
+        self.model = build_model(r.model, r.width, r.grid_points, blocks=r.blocks, heads=r.heads)
+        omega = torch.linspace(r.grid_start, r.grid_stop, r.grid_points)
         self.register_buffer("omega", omega, persistent=False)
         names = ["train_loss", "val_loss", "val_loss_eps", "val_loss_drude", "test_loss"]
         names += [f"test_{m}" for m in METRIC_NAMES]
@@ -59,7 +60,7 @@ class SpectraModule(L.LightningModule):
 
     @property
     def needs_triplets(self) -> bool:
-        return bool(self.model.needs_triplets)
+        return get_model(self.recipe.model).needs_triplets
 
     def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """eps (G, P, 2) [Re, Im] and drude (G,), in float32 also under bf16 autocast."""
@@ -71,7 +72,7 @@ class SpectraModule(L.LightningModule):
         """Compile for training (the recipe's `compile`); dynamic shapes, since every batch differs
         in atoms, edges and triplets. Kept out of the module tree, so checkpoints hold the plain
         model's keys; testing and prediction run the eager model on the same weights."""
-        if stage == "fit" and self.config.get("compile") and self._compiled is None:
+        if stage == "fit" and self.recipe.compile and self._compiled is None:
             self.__dict__["_compiled"] = torch.compile(self.model, dynamic=True)
 
     def teardown(self, stage: str) -> None:
@@ -79,10 +80,8 @@ class SpectraModule(L.LightningModule):
 
     def _loss(self, batch):
         eps, drude = self(batch)
-        c = self.config
-        loss, parts = joint_loss(
-            eps, drude, batch.y_eps, batch.y_drude, w_spectral=float(c["w_spectral"]), w_drude=float(c["w_drude"])
-        )
+        r = self.recipe
+        loss, parts = joint_loss(eps, drude, batch.y_eps, batch.y_drude, w_spectral=r.w_spectral, w_drude=r.w_drude)
         return loss, parts, (eps, drude)
 
     def _log_mean(self, name: str, values: torch.Tensor, weight: int | None = None) -> None:
@@ -161,17 +160,17 @@ class SpectraModule(L.LightningModule):
         optimiser unscales gradients itself). The precisions allowed here (32-true, bf16-mixed) have
         no loss scaler, so the gradients seen here are the true ones and this is the same arithmetic.
         """
-        clip = float(self.config.get("gradient_clip") or 0.0)
+        clip = self.recipe.gradient_clip
         if clip > 0:
             torch.nn.utils.clip_grad_norm_(self.parameters(), clip, foreach=True)
 
     def configure_optimizers(self):
-        c = self.config
+        r = self.recipe
         # fused: one kernel for all tensors, ~4x faster than the default loop on CPU (bench train)
-        opt = torch.optim.AdamW(self.parameters(), lr=float(c["lr"]), weight_decay=float(c["weight_decay"]), fused=True)
+        opt = torch.optim.AdamW(self.parameters(), lr=r.lr, weight_decay=r.weight_decay, fused=True)
         total = int(self.trainer.estimated_stepping_batches)
         per_epoch = total / max(1, int(self.trainer.max_epochs))
-        warmup = round(float(c["warmup_epochs"]) * per_epoch)
-        schedule = WarmupCosine(warmup, total, float(c["warmup_start_factor"]))
+        warmup = round(r.warmup_epochs * per_epoch)
+        schedule = WarmupCosine(warmup, total, r.warmup_start_factor)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}

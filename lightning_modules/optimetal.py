@@ -25,8 +25,9 @@ from .layers import (
     VectorAttentionPool,
     spherical_harmonics_m0,
 )
+from .registry import get_model, model_names
 
-MODEL_NAMES = ("2b-cgc", "2b-tc", "3b-tc")
+MODEL_NAMES = model_names()
 N_RBF = 32
 N_ANGLE = 4
 
@@ -189,25 +190,35 @@ class OptiMetal3B(OptiMetal):
         return self.read_out(x, seg_n)
 
 
+def build_2b_cgc(width: int, points: int, blocks: int | None = None) -> OptiMetal2B:
+    return OptiMetal2B(width, points, conv="cgc", **_depth("blocks", blocks))
+
+
+def build_2b_tc(width: int, points: int, blocks: int | None = None, heads: int | None = None) -> OptiMetal2B:
+    return OptiMetal2B(width, points, conv="tc", **_depth("blocks", blocks), **_attn(heads))
+
+
+def build_3b_tc(width: int, points: int, blocks: int | None = None, heads: int | None = None) -> OptiMetal3B:
+    return OptiMetal3B(width, points, **_depth("layers", blocks), **_attn(heads))
+
+
+def _depth(key: str, blocks: int | None) -> dict:
+    if blocks is not None and int(blocks) < 1:
+        raise ValueError(f"blocks must be positive, got {blocks}")
+    return {} if blocks is None else {key: int(blocks)}
+
+
+def _attn(heads: int | None) -> dict:
+    return {} if heads is None else {"heads": int(heads)}
+
+
 def build_model(
     name: str, width: int, points: int = 2001, blocks: int | None = None, heads: int | None = None
 ) -> OptiMetal:
-    """One of MODEL_NAMES at width h, predicting eps on `points` frequencies.
+    """A registered model (lightning_modules/registry.py) at width h, predicting eps on `points` frequencies.
 
     Optional capacity knobs (None = the reference architecture): `blocks`, the message-passing
     blocks of a 2B model or the triplet layers of 3B-TC (2); `heads`, the attention heads of the
     TransformerConvs (2 in 2B-TC, 8 in 3B-TC; CGConv has none).
     """
-    depth = {} if blocks is None else {"layers" if name == "3b-tc" else "blocks": int(blocks)}
-    if depth and int(blocks) < 1:
-        raise ValueError(f"blocks must be positive, got {blocks}")
-    if heads is not None and name == "2b-cgc":
-        raise ValueError("2b-cgc has no attention heads: leave heads unset")
-    attn = {} if heads is None else {"heads": int(heads)}
-    if name == "2b-cgc":
-        return OptiMetal2B(width, points, conv="cgc", **depth)
-    if name == "2b-tc":
-        return OptiMetal2B(width, points, conv="tc", **depth, **attn)
-    if name == "3b-tc":
-        return OptiMetal3B(width, points, **depth, **attn)
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return get_model(name).build(width, points, blocks=blocks, heads=heads)

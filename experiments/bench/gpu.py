@@ -25,8 +25,9 @@ from pathlib import Path
 
 from datamodules.atomic import atomic_write_json
 from experiments.sweep.packing import visible_gpus
+from lightning_modules.registry import model_names
 
-MODELS = ("2b-cgc", "2b-tc", "3b-tc")
+MODELS = model_names()
 PAPER_WIDTHS = (16, 32, 64, 128, 256, 512, 1024)
 PAPER_D = (2500, 5000, 10000, 20000, 40000, 80000, 160000)
 PAPER_VAL, PAPER_EPOCHS, PAPER_SEEDS = 20179, 500, 3

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.atomic import atomic_write_json
+from lightning_modules.registry import model_names
 
 REPO = Path(__file__).resolve().parents[2]
 METALS = ["Li", "Na", "Mg", "Al", "Ca", "Sc", "Ti", "V", "Cr", "Fe", "Co", "Ni", "Cu", "Zn", "Y", "Zr",
@@ -109,7 +110,7 @@ def graph_sizes(recs: list[dict]) -> dict:
 def run(
     out: str,
     structures: str | None = None,
-    models=("2b-cgc", "2b-tc", "3b-tc"),
+    models: tuple[str, ...] | None = None,
     widths=(64, 256),
     batch_size: int = 32,
     threads: int = 2,
@@ -119,7 +120,8 @@ def run(
 ) -> dict:
     import torch
 
-    from lightning_modules.optimetal import MODEL_NAMES
+    MODEL_NAMES = model_names()
+    models = MODEL_NAMES if models is None else models
 
     bad = [m for m in models if m not in MODEL_NAMES]
     if bad:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from experiments.cli.data import BENCH
+from lightning_modules.registry import model_names
 
 MODEL = ("model", "inspect the OptiMetal models")
-NAMES = ("2b-cgc", "2b-tc", "3b-tc")  # = optimetal.MODEL_NAMES, repeated to keep --help free of torch
+NAMES = model_names()  # the registry imports no torch: --help stays fast
 
 
 def register(cli) -> None:

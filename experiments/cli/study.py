@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lightning_modules.registry import model_help
+
 
 def register(cli) -> None:
     p = cli.command(
@@ -11,7 +13,7 @@ def register(cli) -> None:
     p.add_argument("--config", default=None, help="study YAML (default experiments/configs/studies/default.yaml)")
     p.add_argument("--data", default=None, help="store directory")
     p.add_argument("--D", type=int, default=None, help="training materials of every trial")
-    p.add_argument("--model", default=None, help="2b-cgc, 2b-tc or 3b-tc")
+    p.add_argument("--model", default=None, help=model_help())
     p.add_argument("--seed", type=int, default=None, help="training seed of every trial")
     p.add_argument("--n-trials", type=int, default=None, help="trials to add in this run (rejected ones count)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of every trial")

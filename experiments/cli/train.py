@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from lightning_modules.registry import model_help
+
 
 def register(cli) -> None:
     p = cli.command("train", "train one grid point (model, width, D, seed); logs to MLflow; resumes if interrupted")
     p.add_argument("--data", required=True, help="store directory (optiscale data import)")
-    p.add_argument("--model", required=True, help="2b-cgc, 2b-tc or 3b-tc")
+    p.add_argument("--model", required=True, help=model_help())
     p.add_argument("--width", required=True, type=int, help="hidden width h")
     p.add_argument("--D", type=int, default=None, help="training materials: the first D of the train split (all)")
     p.add_argument("--seed", required=True, type=int)

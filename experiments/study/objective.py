@@ -56,7 +56,8 @@ class Objective:
             trial.set_user_attr("rejected", "invalid")
             raise optuna.TrialPruned(f"width {knobs['width']} is not divisible by {heads} heads")
         overrides = overrides_for(spec, knobs)
-        resolved = resolve(load_config(overrides))  # parameters counted on the meta device: no training
+        cfg = load_config(overrides)
+        resolved = resolve(cfg)  # parameters counted on the meta device: no training; resolved once per trial
         n = int(resolved["n_parameters"])
         trial.set_user_attr("n_parameters", n)
         trial.set_user_attr("run_key", resolved["run_key"])
@@ -73,10 +74,10 @@ class Objective:
         if spec.runs:
             overrides["workdir"] = str(Path(spec.runs) / resolved["run_key"])
         self.log(f"[study {trial.study.study_name}] trial {trial.number}: {knobs} ({n:,} parameters)")
-        if int(load_config(overrides).devices) > 1:
+        if int(cfg.devices) > 1:
             result = self._train_subprocess(trial, overrides)
         else:
-            result = run_trial(trial, overrides, self.tracking_uri, spec.experiment)
+            result = run_trial(trial, overrides, self.tracking_uri, spec.experiment, resolved=resolved)
         trial.set_user_attr("mlflow_run_id", result["run_id"])
         return float(result["best_val_loss"])
 
@@ -102,7 +103,7 @@ class Objective:
             return json.loads(Path(out).read_text())
 
 
-def run_trial(trial, overrides: dict, tracking_uri: str, experiment: str) -> dict:
+def run_trial(trial, overrides: dict, tracking_uri: str, experiment: str, resolved: dict | None = None) -> dict:
     """Train the trial's configuration with the pruning callback; the run carries the trial's tags."""
     from optuna_integration import PyTorchLightningPruningCallback
 
@@ -111,7 +112,14 @@ def run_trial(trial, overrides: dict, tracking_uri: str, experiment: str) -> dic
 
     tags = {STUDY_TAG: trial.study.study_name, TRIAL_TAG: trial.number}
     callback = PyTorchLightningPruningCallback(trial, monitor="val_loss")
-    result = train(overrides, extra_callbacks=[callback], tracking_uri=tracking_uri, experiment=experiment, tags=tags)
+    result = train(
+        overrides,
+        extra_callbacks=[callback],
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        tags=tags,
+        resolved=resolved,
+    )
     if result.get("status") == "resumed":  # a retry of a trial whose worker died: the run is now this trial's
         client = tracking.client_for(tracking_uri)
         for key, value in tags.items():

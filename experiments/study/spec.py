@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from experiments.sweep import spec_check as sc
+from lightning_modules.registry import KNOB_WORDS, get_model
 
 SPACE_KNOBS = ("width", "blocks", "heads", "lr", "weight_decay")
 LOG_KNOBS = ("lr", "weight_decay")
@@ -160,8 +161,10 @@ def _check_space(doc: dict, where: str) -> None:
             value = sc.train_value(knob, value, where, key)
             if knob not in LOG_KNOBS and value is not None and value < 1:
                 sc.fail(where, key, f"must be integers >= 1, got {dom!r}")
-    if doc.get("model", "2b-tc") == "2b-cgc" and "heads" in space:
-        raise ValueError(f"{where}: space.heads: 2b-cgc has no attention heads: drop space.heads")
+    spec = get_model(doc.get("model", "2b-tc"))
+    for knob in ("blocks", "heads"):
+        if knob in space and knob not in spec.knobs:
+            raise ValueError(f"{where}: space.{knob}: {spec.name} has no {KNOB_WORDS[knob]}: drop space.{knob}")
 
 
 def _tpe_keys() -> list[str]:

@@ -12,7 +12,8 @@ import difflib
 from collections.abc import Iterable
 from typing import NoReturn
 
-from experiments.training.config import FIELDS, _coerce, read_defaults
+from experiments.training.config import FIELDS, _coerce
+from lightning_modules.registry import model_names
 
 
 def fail(where: str, key: str, problem: str) -> NoReturn:
@@ -87,7 +88,7 @@ def flag(value, where: str, key: str) -> bool:
 
 def models() -> list[str]:
     """The known model names: the `models:` keys of experiments/configs/train.yaml."""
-    return list(read_defaults()["models"])
+    return list(model_names())
 
 
 def model_name(value, where: str, key: str) -> str:

@@ -1,11 +1,11 @@
 """Training configuration: defaults from `configs/train.yaml`, overrides, resolution and the run key.
 
-`load_config(overrides)` gives a `TrainConfig` (the YAML is the one source of defaults; the
-model's row of `models:` supplies lr and weight decay). `resolve(cfg)` adds what follows from the
-data and the model — effective learning rate, parameter counts, data hash, grid, precision — and
-the `run_key`: the first 16 hex digits of the sha256 of the canonical JSON of `KEY_FIELDS`, i.e.
-everything that determines the result (grid point, data, recipe), nothing about how it executes
-(devices, strategy, threads, paths, tracking store).
+`load_config(overrides)` gives a `TrainConfig` (the YAML is the one source of defaults; the model
+registry supplies lr and weight decay). `resolve(cfg)` adds what follows from the data and the
+model — effective learning rate, parameter counts, data hash, grid, precision — and the `run_key`:
+the first 16 hex digits of the sha256 of the canonical JSON of `KEY_FIELDS`, derived from the
+dataclass: every field that determines the result (grid point, data, recipe), none marked
+`execution()` (devices, strategy, threads, paths).
 """
 
 from __future__ import annotations
@@ -19,40 +19,39 @@ from pathlib import Path
 import yaml
 
 from datamodules.grid import REF_POINTS
+from lightning_modules.registry import MODELS, recipe_defaults
 
 from .config_checks import PRECISIONS, check_config, check_store
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train.yaml"
 KEY_VERSION = 1
-KEY_FIELDS = (
-    "model",
-    "width",
-    "D",
-    "seed",
-    "data_hash",
-    "grid_points",
-    "grid_start",
-    "grid_stop",
-    "epochs",
-    "batch_size",
-    "warmup_epochs",
-    "warmup_start_factor",
-    "gradient_clip",
-    "precision",
-    "w_spectral",
-    "w_drude",
-    "lr",
-    "weight_decay",
-)
-# enter the key only when set: the reference architecture keeps the keys it always had
-OPTIONAL_KEY_FIELDS = ("blocks", "heads")
 
 
-@dataclass(frozen=True)
+def execution(default=dataclasses.MISSING):
+    """A field that changes how a run executes, not its result: outside the run key."""
+    return dataclasses.field(default=default, metadata={"key": "execution"})
+
+
+def via(resolved_key: str, default=dataclasses.MISSING):
+    """A field that enters the run key through a resolved value (the data through its content hash,
+    the lr rule through the effective lr), not as itself."""
+    return dataclasses.field(default=default, metadata={"key": "via", "resolved": resolved_key})
+
+
+def optional_key(default=None):
+    """Enters the run key only when set: the reference architecture keeps the keys it always had."""
+    return dataclasses.field(default=default, metadata={"key": "optional"})
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """One grid point and its recipe. `lr` is the learning rate at `lr_reference_width`."""
+    """One grid point and its recipe. `lr` is the learning rate at `lr_reference_width`.
 
-    data: str
+    Every field enters the run key unless marked `execution()`, `via(...)` or `optional_key()`;
+    a new field is one line here (and its default in train.yaml), and the key follows
+    (tests/experiments/test_config_key.py fails for a field that changes nothing in the key)."""
+
+    data: str = via("data_hash")
     model: str
     width: int
     seed: int
@@ -65,19 +64,30 @@ class TrainConfig:
     precision: str
     w_spectral: float
     w_drude: float
-    lr_reference_width: int
-    blocks: int | None  # architecture knobs of build_model; None = the reference architecture
-    heads: int | None
+    lr_reference_width: int = via("lr")
+    blocks: int | None = optional_key()  # architecture knobs of build_model; None = the reference
+    heads: int | None = optional_key()
     lr: float
     weight_decay: float
-    scale_lr_with_width: bool
-    accelerator: str
-    devices: int
-    strategy: str
-    num_workers: str  # "auto" (0 on CPU, up to 4 on a GPU) or a count of DataLoader workers
-    compile: str  # "auto" (on CUDA), "true" or "false": torch.compile(dynamic=True) of the model
-    threads: str  # "auto" (torch's current count) or the torch CPU threads of the run
-    workdir: str | None
+    scale_lr_with_width: bool = via("lr")
+    accelerator: str = execution()
+    devices: int = execution()  # the global batch is split over the devices: same result
+    strategy: str = execution()
+    num_workers: str = execution()  # "auto" (0 on CPU, up to 4 on a GPU) or a count of DataLoader workers
+    compile: str = execution()  # "auto" (on CUDA), "true" or "false": torch.compile(dynamic=True) of the model
+    threads: str = execution()  # "auto" (torch's current count) or the torch CPU threads of the run
+    workdir: str | None = execution()
+
+
+def _role(f: dataclasses.Field) -> str:
+    return f.metadata.get("key", "key")
+
+
+# what `resolve` adds from the store and enters the key (the data, through its content and grid)
+RESOLVED_KEY_FIELDS = ("data_hash", "grid_points", "grid_start", "grid_stop")
+KEY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if _role(f) == "key") + RESOLVED_KEY_FIELDS
+OPTIONAL_KEY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if _role(f) == "optional")
+EXECUTION_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if _role(f) == "execution")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -99,15 +109,15 @@ def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
     missing = [k for k in REQUIRED if k not in given]
     if missing:
         raise ValueError(f"the configuration needs {missing}")
-    models = doc["models"]
-    if given["model"] not in models:
-        raise ValueError(f"unknown model {given['model']!r}; known: {sorted(models)}")
+    if given["model"] not in MODELS:
+        raise ValueError(f"unknown model {given['model']!r}; known: {sorted(MODELS)}")
     values = {
         "D": None,
         "blocks": None,
         "heads": None,
         **doc["recipe"],
-        **models[given["model"]],
+        **recipe_defaults(given["model"]),
+        **doc.get("models", {}).get(given["model"], {}),  # optional per-recipe override
         **doc["execution"],
         **given,
     }
@@ -194,10 +204,8 @@ def resolve_threads(value: str) -> int:
     return int(torch.get_num_threads())
 
 
-# `compile: auto` compiles only where it was measured to pay: 2B-TC at width 256 ran 2.0x faster
-# compiled on an H200 (docs/gpu.md); 2B-CGC and 3B-TC compile correctly (tests) but their GPU
-# speed-up is unmeasured, so they stay eager unless asked.
-COMPILE_BY_DEFAULT = ("2b-tc",)
+# `compile: auto` compiles only where it was measured to pay: the registry's `compile_on_gpu`.
+COMPILE_BY_DEFAULT = tuple(s.name for s in MODELS.values() if s.compile_on_gpu)
 
 
 def resolve_compile(value: str, accelerator: str, model: str) -> bool:

@@ -168,15 +168,17 @@ def train(
     tracking_uri: str | None = None,
     experiment: str = "optiscale",
     tags: dict | None = None,
+    resolved: dict | None = None,
 ) -> dict:
     """Train one grid point; returns {"run_id", "run_key", "status", "best_val_loss", "best_epoch",
     "n_parameters", "test": {test_*: value}, "best_checkpoint"} with status "finished", "resumed"
     (finished after continuing an interrupted run) or "skipped" (a FINISHED run of this key already
     existed; its checkpoint is then the MLflow artifact). `config`: a dict of overrides of
     configs/train.yaml (at least data, model, width, seed) or a TrainConfig. On DDP ranks other
-    than 0 the dict holds only "run_key" and status "worker"."""
+    than 0 the dict holds only "run_key" and status "worker". `resolved`: `resolve(config)` when the
+    caller already has it (a study trial), so the store is read and the model counted once."""
     cfg = config if isinstance(config, TrainConfig) else load_config(dict(config))
-    resolved = resolve(cfg)
+    resolved = dict(resolved) if resolved is not None else resolve(cfg)
     key = resolved["run_key"]
     workdir = Path(cfg.workdir or Path("runs") / experiment / key).resolve()
     resolved["workdir"] = str(workdir)  # not part of the key
