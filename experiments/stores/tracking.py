@@ -49,15 +49,26 @@ def client_for(tracking_uri: str):
     return MlflowClient(tracking_uri)
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+
+
 def experiment_id(client, name: str, tracking_uri: str) -> str:
     """Id of experiment `name`, created (with the explicit artifact location) if missing."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             raise ValueError(f"MLflow experiment {name!r} is deleted: restore it or choose another --experiment")
+        if EXPERIMENT_KIND_TAG not in exp.tags:  # a store made before the tag was set
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
         return exp.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+        return client.create_experiment(
+            name,
+            artifact_location=artifact_location(tracking_uri),
+            # MLflow 3.x opens an experiment without this tag on its GenAI overview (traces, tokens);
+            # "custom_model_development" makes the UI open on the training runs table.
+            tags={EXPERIMENT_KIND_TAG: "custom_model_development"},
+        )
     except Exception:  # created concurrently by another process
         exp = client.get_experiment_by_name(name)
         if exp is None:
