@@ -43,6 +43,6 @@ shot() {  # a single-page app: give its scripts virtual time to fetch and render
     --virtual-time-budget=20000 --user-data-dir="$TMP/chromium" --screenshot="$1" "$2" 2>/dev/null
 }
 mkdir -p "$OUT"
-shot "$OUT/ui-mlflow-runs.png" "http://127.0.0.1:5077/#/experiments/$EXP/runs"
+shot "$OUT/ui-mlflow-runs.png" "http://127.0.0.1:5077/#/experiments/$EXP?workflowType=machine_learning"  # the "Model training" view
 shot "$OUT/ui-optuna-study.png" "http://127.0.0.1:8077/dashboard/studies/$STUDY"
 ls -l "$OUT"/ui-*.png
