@@ -65,8 +65,8 @@ def experiment_id(client, name: str, tracking_uri: str) -> str:
         return client.create_experiment(
             name,
             artifact_location=artifact_location(tracking_uri),
-            # MLflow 3.x opens an experiment without this tag on its GenAI overview (traces, tokens);
-            # "custom_model_development" makes the UI open on the training runs table.
+            # MLflow 3.x marks an experiment as model training (not GenAI) with this tag; which view
+            # the UI opens in is still its browser-kept switch (docs/sweeps.md#what-the-dashboards-show).
             tags={EXPERIMENT_KIND_TAG: "custom_model_development"},
         )
     except Exception:  # created concurrently by another process
