@@ -37,6 +37,7 @@ sweep-grid: install ## the 2-D (N, D) study (PRESET, PACK, WORKERS), fit, report
 	$(OPTISCALE) sweep --preset $(PRESET) --axis ND $(SWEEP_OPTS)
 
 ui: install ## MLflow UI on the local tracking store: http://127.0.0.1:5000
+	@echo "training runs (MLflow's Model training view): http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_DB) --host 127.0.0.1 --port 5000
 
 import-samples: install ## import the published sample records (../shared) into data/samples

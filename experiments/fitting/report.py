@@ -42,7 +42,7 @@ def _params_cell(fit: dict) -> str:
         else:
             err = (fit.get("stderr") or {}).get(k)
             parts.append(f"{k}={_g(v)} ± {_g(err)}")
-    return "<br>".join(parts)
+    return "; ".join(parts)  # no <br>: MLflow's artifact viewer shows it literally
 
 
 def markdown_table(fits: list[dict]) -> str:

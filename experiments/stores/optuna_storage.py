@@ -53,6 +53,9 @@ def rdb_storage(url: str, heartbeat_s: int, grace_s: int, max_retry: int):
     raise AssertionError("unreachable")
 
 
+OBJECTIVE_NAME = "best_val_loss"
+
+
 def open_study(storage, name: str, sampler, pruner=None):
     """Create the study or load it (`load_if_exists`): a rerun continues it, workers share it.
     Two workers creating it at once: one wins, the other retries and loads it."""
@@ -60,7 +63,7 @@ def open_study(storage, name: str, sampler, pruner=None):
 
     for attempt in range(5):
         try:
-            return optuna.create_study(
+            study = optuna.create_study(
                 storage=storage,
                 study_name=name,
                 sampler=sampler,
@@ -68,6 +71,13 @@ def open_study(storage, name: str, sampler, pruner=None):
                 direction="minimize",
                 load_if_exists=True,
             )
+            break
         except optuna.exceptions.DuplicatedStudyError:
             time.sleep(0.5 * (attempt + 1))
-    return optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
+    else:
+        study = optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
+    if study.metric_names != [OBJECTIVE_NAME]:  # optuna-dashboard shows "Objective 0" without a name
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use here
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
+    return study

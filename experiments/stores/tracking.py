@@ -49,15 +49,26 @@ def client_for(tracking_uri: str):
     return MlflowClient(tracking_uri)
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+
+
 def experiment_id(client, name: str, tracking_uri: str) -> str:
     """Id of experiment `name`, created (with the explicit artifact location) if missing."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             raise ValueError(f"MLflow experiment {name!r} is deleted: restore it or choose another --experiment")
+        if EXPERIMENT_KIND_TAG not in exp.tags:  # a store made before the tag was set
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
         return exp.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+        return client.create_experiment(
+            name,
+            artifact_location=artifact_location(tracking_uri),
+            # MLflow 3.x marks an experiment as model training (not GenAI) with this tag; which view
+            # the UI opens in is still its browser-kept switch (docs/sweeps.md#what-the-dashboards-show).
+            tags={EXPERIMENT_KIND_TAG: "custom_model_development"},
+        )
     except Exception:  # created concurrently by another process
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -87,3 +98,36 @@ def note_environment_change(client, run_id: str, env: dict[str, str]) -> None:
         previous = old.get("env.changed_on_resume")
         note = "; ".join(changed)
         client.set_tag(run_id, "env.changed_on_resume", f"{previous} | {note}" if previous else note)
+
+
+DIGEST_LIMIT = 36  # the length of MLflow's dataset digest column
+
+
+def training_dataset(resolved: dict):
+    """The run's training subset as an MLflow dataset: named after the store and D, the digest is the
+    store's content hash (shortened) plus D, so the UI's Dataset column says what was trained on."""
+    import json
+
+    from mlflow.entities import Dataset
+
+    store, d = Path(resolved["data"]), int(resolved["D"])
+    suffix = f"-D{d}"
+    return Dataset(
+        name=f"{store.name}{suffix}",
+        digest=str(resolved["data_hash"])[: DIGEST_LIMIT - len(suffix)] + suffix,
+        source_type="local",
+        source=json.dumps({"uri": str(store)}),
+        profile=json.dumps({"D": d, "data_hash": str(resolved["data_hash"])}),
+    )
+
+
+def log_training_input(client, run_id: str, resolved: dict) -> None:
+    """Record the training subset as the run's input, once: a resumed run already holding it is left as is."""
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    dataset = training_dataset(resolved)
+    held = client.get_run(run_id).inputs.dataset_inputs
+    if any((i.dataset.name, i.dataset.digest) == (dataset.name, dataset.digest) for i in held):
+        return
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])])

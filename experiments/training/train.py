@@ -197,6 +197,7 @@ def train(
         lock = _lock(workdir)
         env = _run_environment(resolved, on_gpu(cfg.accelerator))
         run_id, ckpt, resumed = _prepare_rank0(client, exp_id, resolved, workdir, tags, uri, env)
+        tracking.log_training_input(client, run_id, resolved)  # the UI's Dataset column
         atomic_write_text(workdir / "config.yaml", dump(resolved))
         logger = tracking.RunLogger(
             experiment_name=experiment,

@@ -44,3 +44,16 @@ def test_a_kill_right_after_the_checkpoint_keeps_every_epochs_metrics(tiny_confi
     for key in EPOCH_METRICS:
         steps = sorted(m.step for m in client.get_metric_history(run_id, key))
         assert steps == [0, 1, 2], key  # each epoch exactly once
+
+    # The Dataset column: the training subset is recorded once, not again on resume.
+    from datamodules.store import GraphStore
+
+    run = client.get_run(run_id)
+    inputs = run.inputs.dataset_inputs
+    d = int(run.data.params["D"])
+    content_hash = GraphStore(store201).manifest["content_hash"]
+    assert len(inputs) == 1
+    assert inputs[0].dataset.name == f"{store201.name}-D{d}"
+    assert inputs[0].dataset.digest == f"{content_hash[: 36 - len(f'-D{d}')]}-D{d}"
+    assert json.loads(inputs[0].dataset.source)["uri"] == str(store201.resolve())
+    assert [(t.key, t.value) for t in inputs[0].tags] == [("mlflow.data.context", "training")]
