@@ -17,7 +17,7 @@ from .hamiltonian import build_model
 from .optics import OpticsSettings, compute_optics, point_operations
 from .prototypes import PROTOTYPES, draw_specs, structure_arrays
 
-SURROGATE_VERSION = 1  # bump when the physics changes: a store records it in its plan
+SURROGATE_VERSION = 2  # bump when the physics changes: a store records it in its plan
 
 
 def spectra_of(lattice, numbers, cart, settings: OpticsSettings, rotations=None) -> tuple[np.ndarray, float]:

@@ -63,6 +63,14 @@ R_D = {  # Å
 ALKALI = ("Li", "Na", "K", "Rb", "Cs")
 ALKALINE_EARTH = ("Be", "Mg", "Ca", "Sr", "Ba")
 TRANSITION = tuple(s for s in R_D if s != "Tc")
+# Downward shift (eV) of the free-atom LDA d level of the noble metals. The LDA eigenvalue puts
+# their filled d shell only ~1 eV below the s level, so in the solid the d band reaches E_F. One
+# shift per element is chosen so that the top of the d band of the fcc crystal (its highest
+# d-derived state, at L/X) lies where angle-resolved photoemission puts it below E_F: Cu 2.0 eV,
+# Ag 4.0 eV, Au 2.0 eV (R. Courths and S. Hüfner, Phys. Rep. 112, 53 (1984), review of noble-metal
+# photoemission). Other transition metals keep the free-atom level (their d bands cross E_F anyway).
+D_SHIFT = {"Cu": -9.5, "Ag": -6.0, "Au": -5.5}
+
 POST_TRANSITION = ("Zn", "Cd", "Hg", "Al", "Ga", "In", "Tl", "Sn", "Pb", "Bi")
 METALS = ALKALI + ALKALINE_EARTH + TRANSITION + POST_TRANSITION
 
@@ -112,7 +120,7 @@ def species(z: int) -> Species:
     onsite: tuple[float, ...] = (eps_s, eps_p)
     if has_d:
         valence += sum(c for n, l, c in config if n == n_s - 1 and l == "d")
-        eps_d = _level(table, n_s - 1, "d")
+        eps_d = _level(table, n_s - 1, "d") + D_SHIFT.get(sym, 0.0)
         onsite = (eps_s, eps_p, eps_d)
     radius = el.metallic_radius if sym not in ("H",) and _has_metallic(el) else el.atomic_radius
     if radius is None:
