@@ -64,11 +64,13 @@ ALKALI = ("Li", "Na", "K", "Rb", "Cs")
 ALKALINE_EARTH = ("Be", "Mg", "Ca", "Sr", "Ba")
 TRANSITION = tuple(s for s in R_D if s != "Tc")
 # Downward shift (eV) of the free-atom LDA d level of the noble metals. The LDA eigenvalue puts
-# their filled d shell only ~1 eV below the s level, so in the solid the d band reaches E_F. One
-# shift per element is chosen so that the top of the d band of the fcc crystal (its highest
-# d-derived state, at L/X) lies where angle-resolved photoemission puts it below E_F: Cu 2.0 eV,
-# Ag 4.0 eV, Au 2.0 eV (R. Courths and S. Hüfner, Phys. Rep. 112, 53 (1984), review of noble-metal
-# photoemission). Other transition metals keep the free-atom level (their d bands cross E_F anyway).
+# their filled d shell only ~1 eV below the s level, so in the solid the d band reaches E_F and
+# the spectrum starts at 0 eV. One shift per element was chosen (in 0.5 eV steps) so that the
+# interband absorption edge of the fcc crystal at the default settings lies where the measured
+# optical constants put it (P. B. Johnson and R. W. Christy, Phys. Rev. B 6, 4370 (1972):
+# Cu 2.1, Ag 3.9, Au 2.4 eV; photoemission places the d-band top about as far below E_F).
+# The shifted levels (Cu -15.0, Ag -14.1, Au -13.8 eV) lie between the LDA values and the deeper
+# Hartree-Fock levels of Harrison's Solid State Table. Other transition metals are unshifted.
 D_SHIFT = {"Cu": -9.5, "Ag": -6.0, "Au": -5.5}
 
 POST_TRANSITION = ("Zn", "Cd", "Hg", "Al", "Ga", "In", "Tl", "Sn", "Pb", "Bi")
