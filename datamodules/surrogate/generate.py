@@ -17,7 +17,7 @@ from .hamiltonian import build_model
 from .optics import OpticsSettings, compute_optics, point_operations
 from .prototypes import PROTOTYPES, draw_specs, structure_arrays
 
-SURROGATE_VERSION = 1  # bump when the physics changes: a store records it in its plan
+SURROGATE_VERSION = 2  # bump when the physics changes: a store records it in its plan
 
 
 def spectra_of(lattice, numbers, cart, settings: OpticsSettings, rotations=None) -> tuple[np.ndarray, float]:
@@ -84,12 +84,15 @@ def _generated(items, seed, settings):
 def generate(n: int, seed: int, out, settings: OpticsSettings | None = None, **store_kwargs) -> dict:
     """`optiscale data generate`: n distinct surrogate materials into the store at `out`."""
     from ..importer import build_store
+    from .fidelity import fidelity_of, timed_build
 
     if n < 1:
         raise ValueError(f"{out}: --n must be at least 1 (got {n}); nothing was written")
     settings = settings or OpticsSettings()
 
     specs = draw_specs(n, seed)
-    plan = {"kind": "surrogate", "surrogate_version": SURROGATE_VERSION, "seed": seed, "optics": settings.as_dict()}
+    plan = {"kind": "surrogate", "surrogate_version": SURROGATE_VERSION, "seed": seed, "optics": settings.as_dict(),
+            "fidelity": fidelity_of(settings)}  # fmt: skip
     store_kwargs.setdefault("chunk_size", 64)
-    return build_store(out, specs, partial(load_generated, seed=seed, settings=settings), plan, **store_kwargs)
+    loader = partial(load_generated, seed=seed, settings=settings)
+    return timed_build(lambda: build_store(out, specs, loader, plan, **store_kwargs), out, store_kwargs.get("workers"))

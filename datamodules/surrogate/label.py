@@ -1,4 +1,7 @@
-"""`optiscale data label`: surrogate spectra of user structures (CIF or POSCAR); id = file stem."""
+"""`optiscale data label`: surrogate spectra of user structures into a new store.
+
+Inputs are CIF or POSCAR files (id = file stem) or store directories (each material keeps its
+mat_id; only its structure is read, its spectra are replaced by the surrogate's)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..records import RecordError
+from ..store import StoreError
 from .generate import SURROGATE_VERSION, material_of, single_thread
 from .optics import OpticsSettings
 from .params import UnsupportedElement, species
@@ -51,33 +55,76 @@ def load_labelled(paths: list[str], settings: OpticsSettings):
         yield from _labelled(paths, settings)
 
 
+def _store_structure(item: str):
+    """(mat_id, lattice, numbers, cart) of `<store>#<index>`."""
+    from ..store import GraphStore
+
+    store, index = item.rsplit("#", 1)
+    if store not in _STORES:
+        _STORES[store] = GraphStore(store)
+    g = _STORES[store]
+    rec = g.read(int(index))
+    return (
+        str(g.mat_ids()[int(index)]),
+        rec["lattice"].astype(float),
+        rec["numbers"].astype(int),
+        rec["pos"].astype(float),
+    )
+
+
+_STORES: dict = {}
+
+
 def _labelled(paths, settings):
     for path in paths:
         try:
-            s = read_structure(path)
-            numbers = np.array(s.atomic_numbers)
+            if "#" in path and os.path.isdir(path.rsplit("#", 1)[0]):
+                mat_id, lattice, numbers, cart = _store_structure(path)
+            else:
+                s = read_structure(path)
+                mat_id, lattice, numbers, cart = (
+                    Path(path).stem,
+                    s.lattice.matrix,
+                    np.array(s.atomic_numbers),
+                    s.cart_coords,
+                )
             for z in sorted(set(numbers.tolist())):
                 try:
                     species(int(z))
                 except UnsupportedElement as err:
                     raise RecordError(path, str(err)) from None
-            yield path, material_of(Path(path).stem, path, s.lattice.matrix, numbers, s.cart_coords, settings)
+            yield path, material_of(mat_id, path, lattice, numbers, cart, settings)
         except RecordError as err:
             yield path, err
-        except (ValueError, np.linalg.LinAlgError) as err:
+        except (ValueError, np.linalg.LinAlgError, StoreError) as err:
             yield path, RecordError(path, f"surrogate failed ({type(err).__name__}: {err})")
 
 
 def label(files: list[str], out, settings: OpticsSettings | None = None, **store_kwargs) -> dict:
     from ..importer import build_store
+    from .fidelity import fidelity_of, timed_build
 
     settings = settings or OpticsSettings()
-
-    paths = sorted({os.path.abspath(f) for f in files})
-    if not paths:
+    sources = sorted({os.path.abspath(f) for f in files})
+    if not sources:
         raise ValueError("no structure files given")
-    plan = {"kind": "surrogate-label", "surrogate_version": SURROGATE_VERSION, "sources": paths,
-            "optics": settings.as_dict()}  # fmt: skip
+    items = [i for src in sources for i in (_store_items(src) if os.path.isdir(src) else [src])]
+    plan = {"kind": "surrogate-label", "surrogate_version": SURROGATE_VERSION, "sources": sources,
+            "optics": settings.as_dict(), "fidelity": fidelity_of(settings)}  # fmt: skip
     store_kwargs.setdefault("chunk_size", 64)
     store_kwargs.setdefault("allow_empty", True)  # kept as before: an all-rejected label run writes an empty store
-    return build_store(out, paths, partial(load_labelled, settings=settings), plan, **store_kwargs)
+    loader = partial(load_labelled, settings=settings)
+    return timed_build(lambda: build_store(out, items, loader, plan, **store_kwargs), out, store_kwargs.get("workers"))
+
+
+def _store_items(path: str) -> list[str]:
+    """`<store>#<index>` for every material of the store at `path`, in store order."""
+    from ..store import GraphStore
+
+    if not os.path.isfile(os.path.join(path, "manifest.json")):
+        raise ValueError(f"{path}: a directory given to label is not an optiscale store (no manifest.json)")
+    g = GraphStore(path)
+    try:
+        return [f"{path}#{i}" for i in range(len(g))]
+    finally:
+        g.close()

@@ -35,7 +35,7 @@ K_BATCH_ELEMENTS = 4_000_000  # k-points per batch x orbitals^2 (bounds memory f
 class OpticsSettings:
     broadening: float = 0.15  # eV, Gaussian sigma of every interband transition
     smearing: float = 0.15  # eV, kT of the Fermi-Dirac occupations (Fermi level and Drude)
-    k_spacing: float = 0.1  # Å^-1 (2 pi included): N_i = ceil(|b_i| / k_spacing)
+    k_spacing: float = 0.08  # Å^-1 (2 pi included): one k-point per k_spacing^3 (see mesh_for)
     k_spacing_sp: float = 0.07  # Å^-1 for cells without d orbitals: steeper bands, 4 orbitals per atom
     symmetry: bool = True  # reduce k to the irreducible wedge (direction average only)
 
@@ -76,8 +76,18 @@ class Optics:
 
 
 def mesh_for(lattice: np.ndarray, k_spacing: float) -> tuple[int, int, int]:
+    """Monkhorst-Pack divisions with one k-point per k_spacing^3 of reciprocal volume.
+
+    N_i = ceil(|b_i| / s') with s' = k_spacing (prod |b_i| / V*)^(1/3): N_i stays proportional to
+    |b_i|, and prod N_i ~ V* / k_spacing^3 for any cell shape. Plain ceil(|b_i| / k_spacing)
+    over-samples skewed cells (fcc primitive: prod |b_i| = 1.30 V*), so a primitive and a
+    conventional cell of one crystal would not be sampled alike.
+    """
     recip = 2 * np.pi * np.linalg.inv(lattice).T
-    return tuple(int(max(1, np.ceil(np.linalg.norm(b) / k_spacing - 1e-9))) for b in recip)
+    lengths = np.linalg.norm(recip, axis=1)
+    skew = np.prod(lengths) / abs(np.linalg.det(recip))  # >= 1, equal for orthogonal cells
+    spacing = k_spacing * skew ** (1 / 3)
+    return tuple(int(max(1, np.ceil(b / spacing - 1e-9))) for b in lengths)
 
 
 def point_operations(lattice, frac, numbers) -> np.ndarray:

@@ -45,7 +45,7 @@ def register(cli) -> None:
     p.set_defaults(func=cmd_generate)
 
     p = cli.command("label", "surrogate spectra of CIF/POSCAR structures into a store (id = file stem)", DATA)
-    p.add_argument("files", nargs="+", metavar="FILE", help="CIF or POSCAR files")
+    p.add_argument("files", nargs="+", metavar="FILE", help="CIF or POSCAR files, or store directories")
     p.add_argument("--out", required=True, help="store directory")
     _optics_options(p)
     _store_options(p, chunk_size=64)
@@ -66,20 +66,19 @@ def register(cli) -> None:
 
 
 def _optics_options(p) -> None:
-    from datamodules.surrogate.optics import OpticsSettings
-
-    d = OpticsSettings()
-    p.add_argument("--k-spacing", type=float, default=d.k_spacing, help="k-grid spacing in 1/Å (2 pi included)")
-    p.add_argument("--k-spacing-sp", type=float, default=d.k_spacing_sp, help="the same for cells without d orbitals")
-    p.add_argument("--broadening", type=float, default=d.broadening, help="Gaussian sigma of transitions, eV")
-    p.add_argument("--smearing", type=float, default=d.smearing, help="Fermi-Dirac kT, eV")
+    p.add_argument("--fidelity", choices=("full", "cheap"), default="full",
+                   help="surrogate fidelity (docs/surrogate.md); the options below override it")  # fmt: skip
+    p.add_argument("--k-spacing", type=float, default=None, help="k-grid spacing in 1/Å (2 pi included)")
+    p.add_argument("--k-spacing-sp", type=float, default=None, help="the same for cells without d orbitals")
+    p.add_argument("--broadening", type=float, default=None, help="Gaussian sigma of transitions, eV")
+    p.add_argument("--smearing", type=float, default=None, help="Fermi-Dirac kT, eV")
 
 
 def optics_settings(args):
-    from datamodules.surrogate.optics import OpticsSettings
+    from datamodules.surrogate.fidelity import settings_for
 
-    return OpticsSettings(broadening=args.broadening, smearing=args.smearing, k_spacing=args.k_spacing,
-                          k_spacing_sp=args.k_spacing_sp)  # fmt: skip
+    return settings_for(args.fidelity, broadening=args.broadening, smearing=args.smearing, k_spacing=args.k_spacing,
+                        k_spacing_sp=args.k_spacing_sp)  # fmt: skip
 
 
 def _store_options(p, chunk_size: int = 512) -> None:

@@ -100,6 +100,23 @@ def test_supercell_and_primitive_agree_at_default_settings():
     assert 1 - np.abs(e4.imag - e1.imag).sum() / np.abs(e1.imag).sum() > 0.95
 
 
+def test_primitive_and_conventional_fcc_cu_agree_over_the_visible_range():
+    """Each cell on its own default grid (same k-points per reciprocal volume): Im eps within 5 %."""
+    a = 3.61  # Cu, Å
+    prim = np.array([[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]) * a
+    four = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]) * a
+    s = OpticsSettings()
+    o1 = compute_optics(build_model(prim, [29], np.zeros((1, 3))), s, numbers=[29])
+    o4 = compute_optics(build_model(np.eye(3) * a, [29] * 4, four), s, numbers=[29] * 4)
+    # one k-point per k_spacing^3 of reciprocal volume, for both cells (the conventional BZ is 1/4)
+    for o, v_recip in ((o1, 4 * (2 * np.pi / a) ** 3), (o4, (2 * np.pi / a) ** 3)):
+        assert 0.8 < np.prod(o.mesh) * s.k_spacing**3 / v_recip < 1.5
+    n = min(o1.omega.size, o4.omega.size)
+    sel = (o1.omega[:n] >= 0.5) & (o1.omega[:n] <= 15)
+    im1, im4 = o1.eps_im.mean(0)[:n][sel], o4.eps_im.mean(0)[:n][sel]
+    assert np.abs(im4 - im1).sum() / np.abs(im1).sum() < 0.05
+
+
 def _maclaurin_kk(omega, im):
     """Independent KK transform (Ohta & Ishida 1988): Re - 1 from Im on a uniform grid, odd/even points."""
     h = omega[1] - omega[0]
