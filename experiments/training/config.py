@@ -46,6 +46,8 @@ KEY_FIELDS = (
 )
 # enter the key only when set: the reference architecture keeps the keys it always had
 OPTIONAL_KEY_FIELDS = ("blocks", "heads")
+# enter the key only for a fine-tune (init_from set); lr already holds finetune_lr when given
+FINETUNE_KEY_FIELDS = ("init_from", "freeze")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class TrainConfig:
     lr_reference_width: int
     blocks: int | None  # architecture knobs of build_model; None = the reference architecture
     heads: int | None
+    init_from: str | None  # fine-tune from a finished run's key or a checkpoint path (finetune.py)
+    freeze: str  # none | encoder | all_but_heads
+    finetune_lr: float | None
     lr: float
     weight_decay: float
     scale_lr_with_width: bool
@@ -106,6 +111,9 @@ def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
         "D": None,
         "blocks": None,
         "heads": None,
+        "init_from": None,
+        "freeze": "none",
+        "finetune_lr": None,
         **doc["recipe"],
         **models[given["model"]],
         **doc["execution"],
@@ -260,6 +268,15 @@ def resolve(cfg: TrainConfig) -> dict:
         compile=resolve_compile(cfg.compile, cfg.accelerator, cfg.model),
         threads=resolve_threads(cfg.threads),
     )
+    if cfg.init_from is not None:
+        from .finetune import source_identity
+
+        # the identity, not the path, is recorded and keyed: a pretrained point never collides with
+        # a scratch point, and the same checkpoint copied elsewhere is the same point
+        out["init_from"] = source_identity(cfg.init_from)
+        out["init_from_path"] = cfg.init_from
+        if cfg.finetune_lr is not None:
+            out["lr"] = cfg.finetune_lr
     out["run_key"] = run_key(out)
     return out
 
@@ -268,6 +285,8 @@ def run_key(resolved: dict) -> str:
     """Deterministic id of a grid point + data + recipe (see the module docstring)."""
     payload = {"version": KEY_VERSION, **{k: resolved[k] for k in KEY_FIELDS}}
     payload.update({k: resolved[k] for k in OPTIONAL_KEY_FIELDS if resolved.get(k) is not None})
+    if resolved.get("init_from") is not None:  # only fine-tunes add to the key: scratch keys are unchanged
+        payload.update({k: resolved[k] for k in FINETUNE_KEY_FIELDS})
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
