@@ -31,8 +31,8 @@ from datamodules.environment import training_environment
 from experiments.stores import tracking
 from lightning_modules.module import SpectraModule
 
-from .callbacks import EpochPrinter, LogBeforeCheckpoint, checkpoint_callbacks
 from . import finetune
+from .callbacks import EpochPrinter, LogBeforeCheckpoint, checkpoint_callbacks
 from .config import TrainConfig, dump, load_config, on_gpu, resolve
 from .monitor import ThroughputMonitor
 
