@@ -13,6 +13,7 @@ which keeps its fresh initialisation (its output size is 2 x grid points, so no 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -123,7 +124,10 @@ def load_weights(model, checkpoint: str) -> list[str]:
 
 
 def freeze(model, what: str) -> list[str]:
-    """Stop gradients of the parts named by `what`; returns the frozen parameter names."""
+    """Stop gradients of the parts named by `what` and keep their BatchNorm layers in eval mode (their
+    running statistics are weights of the source too); returns the frozen parameter names."""
+    import torch
+
     keep = TRAINABLE[what]
     if keep is None:
         return []
@@ -132,7 +136,17 @@ def freeze(model, what: str) -> list[str]:
         if not name.startswith(keep):
             param.requires_grad_(False)
             frozen.append(name)
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not f"{name}.".startswith(keep):
+            module.train = functools.partial(_always_eval, module)  # Lightning switches train() per epoch
+            module.eval()
     return frozen
+
+
+def _always_eval(module, mode: bool = True):
+    import torch
+
+    return torch.nn.Module.train(module, False)
 
 
 INIT_FROM_TAG = "optiscale.init_from"
