@@ -96,3 +96,37 @@ def test_fine_tune_restores_the_source_weights_freezes_the_encoder_and_records_t
     assert run.data.params["freeze"] == "encoder"
     assert run.data.tags["optiscale.init_from"] == result["run_key"]
     assert out["run_key"] != result["run_key"]
+
+
+class Crash(L.Callback):
+    def on_train_epoch_end(self, trainer, module):
+        if trainer.current_epoch == 1:
+            raise RuntimeError("simulated crash")
+
+
+def test_a_resumed_fine_tune_continues_from_its_own_checkpoint(trained, tiny_config, store201, tmp_path, capsys):
+    result, uri, _ = trained
+    cfg = tiny_config(store201, tmp_path / "ft", epochs=2, seed=5, init_from=result["run_key"])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg, extra_callbacks=[Crash()], tracking_uri=uri, experiment="ft-resume")
+    assert "[finetune] weights of" in capsys.readouterr().out
+    out = train(cfg, tracking_uri=uri, experiment="ft-resume")
+    assert out["status"] == "resumed"
+    assert "[finetune] weights of" not in capsys.readouterr().out  # the source was not loaded again
+
+
+def test_a_source_on_another_grid_reinitialises_only_the_spectral_output_layer(
+    trained, tiny_config, derived_store, tmp_path, capsys
+):
+    result, uri, _ = trained
+    source = torch.load(result["best_checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
+    probe = Probe(_batch(derived_store))
+    cfg = tiny_config(derived_store, tmp_path / "ft", epochs=1, init_from=result["best_checkpoint"])
+    out = train(cfg, extra_callbacks=[probe], tracking_uri=uri, experiment="ft-grid")
+    differ = sorted(k for k, v in probe.start.items() if v.shape != source[f"model.{k}"].shape)
+    assert differ and all(k.startswith("spectra_head.") for k in differ)
+    same = [k for k in probe.start if k not in differ]
+    assert all(torch.equal(probe.start[k], source[f"model.{k}"]) for k in same)
+    assert f"re-initialised (another grid): {', '.join(differ)}" in capsys.readouterr().out
+    params = tracking.client_for(uri).get_run(out["run_id"]).data.params
+    assert params["init_from"].startswith("sha256:") and params["pretrain_D"] == "32"  # from the checkpoint
