@@ -20,6 +20,9 @@ def register(cli) -> None:
     p.add_argument("--devices", type=int, default=None, help="processes/GPUs (with --strategy ddp)")
     p.add_argument("--strategy", default=None, help="auto or ddp")
     p.add_argument("--workdir", default=None, help="checkpoints and state (default runs/<experiment>/<run_key>)")
+    p.add_argument(
+        "--init-from", default=None, metavar="RUN_KEY|CKPT", help="fine-tune from a finished run or checkpoint"
+    )
     p.add_argument("--config", default=None, help="recipe YAML (default experiments/configs/train.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the result dict to this file")
@@ -79,6 +82,7 @@ def cmd_train(args) -> int:
         devices=args.devices,
         strategy=args.strategy,
         workdir=args.workdir,
+        init_from=args.init_from,
     )
     overrides.update({k: v for k, v in flags.items() if v is not None})  # a flag left out keeps its --set
     cfg = load_config(overrides, args.config)

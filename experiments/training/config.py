@@ -38,6 +38,11 @@ def via(resolved_key: str, default=dataclasses.MISSING):
     return dataclasses.field(default=default, metadata={"key": "via", "resolved": resolved_key})
 
 
+def finetune_key(default=None):
+    """Enters the run key only for a fine-tune (`init_from` set): scratch keys stay as they were."""
+    return dataclasses.field(default=default, metadata={"key": "finetune"})
+
+
 def optional_key(default=None):
     """Enters the run key only when set: the reference architecture keeps the keys it always had."""
     return dataclasses.field(default=default, metadata={"key": "optional"})
@@ -67,6 +72,9 @@ class TrainConfig:
     lr_reference_width: int = via("lr")
     blocks: int | None = optional_key()  # architecture knobs of build_model; None = the reference
     heads: int | None = optional_key()
+    init_from: str | None = finetune_key()  # fine-tune from a finished run's key or a checkpoint (finetune.py)
+    freeze: str = finetune_key("none")  # none | encoder | all_but_heads
+    finetune_lr: float | None = via("lr")  # the lr of a fine-tune, as given (no width rule)
     lr: float
     weight_decay: float
     scale_lr_with_width: bool = via("lr")
@@ -87,6 +95,7 @@ def _role(f: dataclasses.Field) -> str:
 RESOLVED_KEY_FIELDS = ("data_hash", "grid_points", "grid_start", "grid_stop")
 KEY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if _role(f) == "key") + RESOLVED_KEY_FIELDS
 OPTIONAL_KEY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if _role(f) == "optional")
+FINETUNE_KEY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if _role(f) == "finetune")
 EXECUTION_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if _role(f) == "execution")
 
 
@@ -115,6 +124,9 @@ def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
         "D": None,
         "blocks": None,
         "heads": None,
+        "init_from": None,
+        "freeze": "none",
+        "finetune_lr": None,
         **doc["recipe"],
         **recipe_defaults(given["model"]),
         **doc.get("models", {}).get(given["model"], {}),  # optional per-recipe override
@@ -268,6 +280,15 @@ def resolve(cfg: TrainConfig) -> dict:
         compile=resolve_compile(cfg.compile, cfg.accelerator, cfg.model),
         threads=resolve_threads(cfg.threads),
     )
+    if cfg.init_from is not None:
+        from .finetune import source_identity
+
+        # the identity, not the path, is recorded and keyed: a pretrained point never collides with
+        # a scratch point, and the same checkpoint copied elsewhere is the same point
+        out["init_from"] = source_identity(cfg.init_from)
+        out["init_from_path"] = cfg.init_from
+        if cfg.finetune_lr is not None:
+            out["lr"] = cfg.finetune_lr
     out["run_key"] = run_key(out)
     return out
 
@@ -276,6 +297,8 @@ def run_key(resolved: dict) -> str:
     """Deterministic id of a grid point + data + recipe (see the module docstring)."""
     payload = {"version": KEY_VERSION, **{k: resolved[k] for k in KEY_FIELDS}}
     payload.update({k: resolved[k] for k in OPTIONAL_KEY_FIELDS if resolved.get(k) is not None})
+    if resolved.get("init_from") is not None:  # only fine-tunes add to the key: scratch keys are unchanged
+        payload.update({k: resolved[k] for k in FINETUNE_KEY_FIELDS})
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -11,6 +11,7 @@ import math
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed")  # no loss scaler: see SpectraModule.configure_gradient_clipping
 SEED_MAX = 2**32 - 1  # Lightning's seed_everything and numpy's generators take 0 .. 2**32 - 1
+FREEZE = ("none", "encoder", "all_but_heads")  # see experiments/training/finetune.py
 MIN_BATCH = 2  # graphs per rank and step: the spectral head's BatchNorm cannot train on one graph
 
 
@@ -50,6 +51,16 @@ def check_config(cfg) -> None:
         _fail("batch_size", cfg.batch_size, f"is not divisible by devices={cfg.devices}")
     if cfg.batch_size // cfg.devices < MIN_BATCH:
         _fail("batch_size", cfg.batch_size, f"gives fewer than {MIN_BATCH} graphs per device and step (BatchNorm)")
+    if cfg.freeze not in FREEZE:
+        _fail("freeze", cfg.freeze, f"is not one of {list(FREEZE)}")
+    if cfg.finetune_lr is not None and not (math.isfinite(cfg.finetune_lr) and cfg.finetune_lr > 0):
+        _fail("finetune_lr", cfg.finetune_lr, "is not a positive number")
+    if cfg.init_from is None and (cfg.freeze != "none" or cfg.finetune_lr is not None):
+        _fail(
+            "freeze" if cfg.freeze != "none" else "finetune_lr",
+            cfg.freeze if cfg.freeze != "none" else cfg.finetune_lr,
+            "needs init_from (a fine-tune)",
+        )
     if str(cfg.threads) != "auto" and not (str(cfg.threads).isdigit() and int(cfg.threads) >= 1):
         _fail("threads", cfg.threads, "is not 'auto' or a count >= 1")
 

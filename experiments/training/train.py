@@ -31,6 +31,7 @@ from datamodules.environment import training_environment
 from experiments.stores import tracking
 from lightning_modules.module import SpectraModule
 
+from . import finetune
 from .callbacks import EpochPrinter, LogBeforeCheckpoint, checkpoint_callbacks
 from .config import TrainConfig, dump, load_config, on_gpu, resolve
 from .monitor import ThroughputMonitor
@@ -190,6 +191,8 @@ def train(
     if rank0:
         client = tracking.client_for(uri)
         exp_id = tracking.experiment_id(client, experiment, uri)
+        if cfg.init_from is not None:  # refused here (model, width) before any run of this key exists
+            tags = {**(tags or {}), **finetune.prepare(resolved, cfg, client)}
         finished = [r for r in tracking.runs_with_key(client, exp_id, key) if r.info.status == "FINISHED"]
         if finished:
             return _result(client, finished[0], "skipped")
@@ -232,6 +235,10 @@ def _is_pruned(err: BaseException) -> bool:
 def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, client, run_id, resumed) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = SpectraModule(resolved)
+    if cfg.init_from is not None:  # source weights only on a fresh start: a resume has its own last.ckpt
+        finetune.setup_module(
+            module, resolved, cfg.freeze, load=ckpt is None and client is not None, client=client, run_id=run_id
+        )
     dm = GraphDataModule(
         cfg.data,
         D=resolved["D"],
