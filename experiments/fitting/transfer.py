@@ -202,3 +202,22 @@ def transfer_markdown(records) -> str:
             out.append(f"- excluded D_F={e['D_F']}, D={e['D']}: {e['reason']}")
         out.append("")
     return "\n".join(out)
+
+
+def read_csv_rows(path) -> list[dict]:
+    """Rows from a CSV with columns model,D,seed,val_loss[,D_F] (D_F absent or empty: scratch)."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with path.open(newline="") as fh:
+        records = [{(k or "").strip(): v for k, v in row.items()} for row in csv.DictReader(fh)]
+    missing = [c for c in ("model", "D", "seed", "val_loss") if records and c not in records[0]]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    try:
+        return rows_from_records(records, str(path))
+    except ValueError as err:  # rows counted from the data; +1 for the header line
+        raise ValueError(str(err).replace(": row ", ": data row ", 1)) from None

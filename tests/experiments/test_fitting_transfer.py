@@ -82,3 +82,22 @@ def test_unreadable_rows_give_one_clear_line():
     with pytest.raises(ValueError, match=r"^run r2: missing metric 'best_val_loss'$"):
         row_from_mlflow("r2", {"model": "m", "D": "10", "seed": "0"}, {})
     assert row_from_mlflow("r3", {"model": "m", "D": "10", "seed": "0"}, {"best_val_loss": 0.5})["D_F"] == 0
+
+
+def test_csv_rows_and_report_files(tmp_path):
+    import json
+
+    from experiments.fitting.report import write_json, write_markdown
+    from experiments.fitting.transfer import read_csv_rows
+
+    csv = tmp_path / "runs.csv"
+    lines = ["model,D,seed,val_loss,D_F"] + [
+        f"m,{r['D']},{r['seed']},{r['val_loss']},{r['D_F']}" for r in synthetic(np.random.default_rng(2))
+    ]
+    csv.write_text("\n".join(lines) + "\n")
+    rec = fit_transfer(read_csv_rows(csv), bootstrap=5, starts=8)
+    write_json([], tmp_path / "fits.json", transfer=rec)
+    assert json.loads((tmp_path / "fits.json").read_text())["transfer"][0]["law"]["n_points"] == 9
+    write_markdown([], tmp_path / "fits.md", transfer=rec)
+    assert "## Transfer" in (tmp_path / "fits.md").read_text()
+    assert json.loads((write_json([], tmp_path / "plain.json")).read_text()) == []
