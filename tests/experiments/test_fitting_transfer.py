@@ -101,3 +101,15 @@ def test_csv_rows_and_report_files(tmp_path):
     write_markdown([], tmp_path / "fits.md", transfer=rec)
     assert "## Transfer" in (tmp_path / "fits.md").read_text()
     assert json.loads((write_json([], tmp_path / "plain.json")).read_text()) == []
+
+
+def test_fit_runs_keeps_tuned_runs_out_of_the_series_and_fits_transfer():
+    from experiments.fitting import fit_runs
+
+    rows = [dict(r, N=1000) for r in synthetic(np.random.default_rng(3))]
+    transfer, skipped = [], []
+    fits = fit_runs(rows, axes="D", forms=["power"], bootstrap=0, starts=4, skipped=skipped, transfer=transfer)
+    assert fits and all(f["n_points"] == 7 for f in fits)  # paper method: the 7 scratch D cells only
+    assert transfer[0]["law"]["n_points"] == 9
+    fit_runs(rows, axes="D", forms=["power"], bootstrap=0, starts=4, skipped=skipped)
+    assert sum("fine-tuned" in s["reason"] for s in skipped) == 3
