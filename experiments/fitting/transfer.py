@@ -15,6 +15,8 @@ scratch law refitted per replicate.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .forms import FORMS
@@ -113,7 +115,9 @@ def _estimate(model, cells, starts):
         if d_f == 0:
             continue
         d_eff = solve_x(form, params, float(v.mean()), lo, hi)
-        points.append({"D_F": d_f, "D": d, "D_eff": d_eff, "D_T": None if d_eff is None else d_eff - d})
+        points.append(
+            {"D_F": d_f, "D": d, "loss": float(v.mean()), "D_eff": d_eff, "D_T": None if d_eff is None else d_eff - d}
+        )
     return form, params, points, _law(points)
 
 
@@ -207,7 +211,6 @@ def transfer_markdown(records) -> str:
 def read_csv_rows(path) -> list[dict]:
     """Rows from a CSV with columns model,D,seed,val_loss[,D_F] (D_F absent or empty: scratch)."""
     import csv
-    from pathlib import Path
 
     path = Path(path)
     if not path.is_file():
@@ -221,3 +224,30 @@ def read_csv_rows(path) -> list[dict]:
         return rows_from_records(records, str(path))
     except ValueError as err:  # rows counted from the data; +1 for the header line
         raise ValueError(str(err).replace(": row ", ": data row ", 1)) from None
+
+
+def plot_transfer(record: dict, path) -> Path:
+    """Scratch law, fine-tuned points (mean loss) and arrows from D to D_eff, saved as `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import _save
+
+    law, pts = record["scratch_law"], record["points"]
+    xs = [p["D"] for p in pts] + [p["D_eff"] for p in pts if p["D_eff"]]
+    grid = np.geomspace(min(xs) / 2, max(xs) * 2, 200)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(grid, FORMS[law["form"]].predict(grid, law["params"]), "k-", label=f"scratch ({law['form']})")
+    for d_f in sorted({p["D_F"] for p in pts}):
+        mine = [p for p in pts if p["D_F"] == d_f]
+        ax.plot([p["D"] for p in mine], [p["loss"] for p in mine], "o", label=f"fine-tuned, D_F={d_f}")
+        for p in mine:
+            if p["D_eff"]:
+                ax.annotate(
+                    "", (p["D_eff"], p["loss"]), (p["D"], p["loss"]), arrowprops={"arrowstyle": "->", "lw": 0.7}
+                )
+    ax.set(xscale="log", yscale="log", xlabel="D (target materials)", ylabel="val loss", title=record["model"])
+    ax.legend(fontsize=7)
+    return _save(fig, Path(path))

@@ -113,3 +113,10 @@ def test_fit_runs_keeps_tuned_runs_out_of_the_series_and_fits_transfer():
     assert transfer[0]["law"]["n_points"] == 9
     fit_runs(rows, axes="D", forms=["power"], bootstrap=0, starts=4, skipped=skipped)
     assert sum("fine-tuned" in s["reason"] for s in skipped) == 3
+
+
+def test_plot_written(tmp_path):
+    from experiments.fitting.transfer import plot_transfer
+
+    rec = fit_transfer(synthetic(np.random.default_rng(4)), bootstrap=0, starts=8)[0]
+    assert plot_transfer(rec, tmp_path / "transfer_m.png").stat().st_size > 1000
