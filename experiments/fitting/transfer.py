@@ -186,6 +186,10 @@ def fit_transfer(rows, bootstrap=200, starts=16, seed=0, cost_expensive=None, co
     return records
 
 
+def _iv(ci) -> str:
+    return "n/a" if not ci else f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+
+
 def transfer_markdown(records) -> str:
     """The fits.md section."""
     out = ["## Transfer (effective data transferred, D_T = k D_F^a D^b)", ""]
@@ -194,14 +198,14 @@ def transfer_markdown(records) -> str:
         law = rec.get("law")
         if law:
             out.append(
-                f"k = {law['k']:.4g} {law['k_ci95']}, a = {law['a']:.3f} {law['a_ci95']}, "
-                f"b = {law['b']:.3f} {law['b_ci95']} (95 % bootstrap; {law['n_points']} points)"
+                f"k = {law['k']:.4g} {_iv(law['k_ci95'])}, a = {law['a']:.3f} {_iv(law['a_ci95'])}, "
+                f"b = {law['b']:.3f} {_iv(law['b_ci95'])} (95 % bootstrap; {law['n_points']} points)"
             )
         out += ["", "| D_F | D | D_T | D_T ci95 | saved fraction |", "|---|---|---|---|---|"]
         for p in rec["points"]:
             dt = "n/a" if p["D_T"] is None else f"{p['D_T']:.4g}"
             sf = "n/a" if p["saved_fraction"] is None else f"{p['saved_fraction']:.3f}"
-            out.append(f"| {p['D_F']} | {p['D']} | {dt} | {p['D_T_ci95']} | {sf} |")
+            out.append(f"| {p['D_F']} | {p['D']} | {dt} | {_iv(p['D_T_ci95'])} | {sf} |")
         for e in rec["excluded"]:
             out.append(f"- excluded D_F={e['D_F']}, D={e['D']}: {e['reason']}")
         out.append("")
