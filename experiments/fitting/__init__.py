@@ -88,6 +88,7 @@ def fit_runs(
     bootstrap: int = 200,
     seed: int = 0,
     skipped: list | None = None,
+    transfer: list | None = None,
 ) -> list[dict]:
     """Every form fitted to every series of `runs` along `axes` by `method` ("paper", "robust", "both").
 
@@ -97,6 +98,9 @@ def fit_runs(
     Returns the fit records with AICc selection, the break rule and, for the robust method, the
     selection shares over shared bootstrap replicates and the headline law (select.annotate).
     Groups that are no series (a single x) are appended to `skipped` when a list is given.
+    Fine-tuned runs (D_F > 0) are no part of any series: when `transfer` is a list, the transfer
+    fit (fitting.transfer) of the scratch and fine-tuned runs is appended to it; else they are
+    reported in `skipped`.
     """
     from .forms import FORMS, FORMS_1D, FORMS_2D
     from .select import annotate
@@ -114,7 +118,19 @@ def fit_runs(
     unknown = [n for n in names if n not in FORMS]
     if unknown:
         raise ValueError(f"unknown form {unknown[0]!r}: choose from {', '.join(FORMS)}")
-    series, skip = build_series(from_records(runs), tuple(axes))
+    from .transfer import fit_transfer, rows_from_records
+
+    records = runs.to_dict("records") if hasattr(runs, "to_dict") else list(runs)
+    tuned = [r for r in records if str(r.get("D_F") or "").strip() not in ("", "0", "0.0", "None", "nan")]
+    if tuned:
+        if transfer is not None:
+            transfer.extend(fit_transfer(rows_from_records(records), bootstrap=bootstrap, starts=starts, seed=seed))
+        elif skipped is not None:
+            for model, d_f in sorted({(str(r.get("model")), str(r["D_F"])) for r in tuned}):
+                why = "fine-tuned runs: no scaling series (pass transfer=[] for the transfer fit)"
+                skipped.append({"model": model, "axis": "D", "fixed": {"D_F": d_f}, "reason": why})
+        records = [r for r in records if r not in tuned]
+    series, skip = build_series(from_records(records), tuple(axes))
     if skipped is not None:
         skipped.extend(skip)
     fits = []

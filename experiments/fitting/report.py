@@ -22,8 +22,10 @@ def public(fit: dict) -> dict:
     return {k: v for k, v in fit.items() if not k.startswith("_")}
 
 
-def write_json(fits: list[dict], path) -> Path:
-    atomic_write_json(path, [public(f) for f in fits])
+def write_json(fits: list[dict], path, transfer: list[dict] | None = None) -> Path:
+    """fits.json: the list of fits; with transfer records, {"fits": [...], "transfer": [...]}."""
+    body = [public(f) for f in fits]
+    atomic_write_json(path, {"fits": body, "transfer": transfer} if transfer else body)
     return Path(path)
 
 
@@ -94,10 +96,13 @@ def selection_lines(fits: list[dict]) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def write_markdown(fits: list[dict], path) -> Path:
+def write_markdown(fits: list[dict], path, transfer: list[dict] | None = None) -> Path:
+    from .transfer import transfer_markdown
+
     sel = selection_lines(fits)
     head = f"## Selection (robust, over bootstrap replicates)\n\n{sel}\n## AICc table\n\n" if sel else ""
-    atomic_write_text(path, "# Scaling-law fits\n\n" + head + markdown_table(fits))
+    tail = "\n" + transfer_markdown(transfer) if transfer else ""
+    atomic_write_text(path, "# Scaling-law fits\n\n" + head + markdown_table(fits) + tail)
     return Path(path)
 
 

@@ -50,7 +50,7 @@ def make_run(model, D, N, seed, val_loss) -> dict:
 def _check_duplicates(runs: list[dict], where: list[str], source: str) -> None:
     seen: dict[tuple, str] = {}
     for run, w in zip(runs, where, strict=True):
-        key = (run["model"], run["D"], run["N"], run["seed"])
+        key = (run["model"], run["D"], run["N"], run["seed"], run.get("D_F", 0))  # fine-tuned != scratch
         if key in seen:
             raise ValueError(f"{source}: {w} repeats {seen[key]} (model, D, N, seed = {key})")
         seen[key] = w
@@ -141,6 +141,11 @@ def read_mlflow(experiment: str, tracking_uri: str | None = None) -> tuple[list[
                 continue
             try:
                 run = make_run(p["model"], p["D"], p["n_parameters"], p["seed"], m["best_val_loss"])
+                if str(p.get("pretrain_D", "")).strip() not in ("", "0", "None"):  # fine-tuned: see fitting.transfer
+                    try:
+                        run["D_F"] = _count(p["pretrain_D"], "pretrain_D")
+                    except ValueError as err:
+                        raise ValueError(f"param 'pretrain_D': {err}") from None
             except ValueError as err:
                 skipped.append({"run_id": rid, "reason": _mlflow_names(str(err))})
                 continue
@@ -150,7 +155,7 @@ def read_mlflow(experiment: str, tracking_uri: str | None = None) -> tuple[list[
             break
     latest: dict[tuple, tuple] = {}
     for _end, rid, run in sorted(found, key=lambda t: (t[0], t[1])):
-        key = (run["model"], run["D"], run["N"], run["seed"])
+        key = (run["model"], run["D"], run["N"], run["seed"], run.get("D_F", 0))  # fine-tuned != scratch
         if key in latest:
             skipped.append({"run_id": latest[key][0], "reason": f"superseded by later run {rid} of the same {key}"})
         latest[key] = (rid, run)
