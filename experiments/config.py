@@ -44,8 +44,8 @@ KEY_FIELDS = (
     "lr",
     "weight_decay",
 )
-# enter the key only when set: the reference architecture keeps the keys it always had
-OPTIONAL_KEY_FIELDS = ("blocks", "heads")
+# enter the key only when set: the reference architecture and recipe keep the keys they always had
+OPTIONAL_KEY_FIELDS = ("blocks", "heads", "max_steps")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class TrainConfig:
     seed: int
     D: int | None
     epochs: int
+    max_steps: int | None  # fixed-steps recipe: this many optimiser steps at every D (epochs follow)
     batch_size: int
     warmup_epochs: float
     warmup_start_factor: float
@@ -104,6 +105,7 @@ def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
         raise ValueError(f"unknown model {given['model']!r}; known: {sorted(models)}")
     values = {
         "D": None,
+        "max_steps": None,
         "blocks": None,
         "heads": None,
         **doc["recipe"],
@@ -260,8 +262,22 @@ def resolve(cfg: TrainConfig) -> dict:
         compile=resolve_compile(cfg.compile, cfg.accelerator, cfg.model),
         threads=resolve_threads(cfg.threads),
     )
+    if cfg.max_steps is not None:
+        out["epochs"] = epochs_for_steps(cfg.max_steps, d, cfg.batch_size, cfg.devices)
     out["run_key"] = run_key(out)
     return out
+
+
+def epochs_for_steps(max_steps: int, d: int, batch_size: int, devices: int) -> int:
+    """Epochs that hold `max_steps` optimiser steps at D = d (the last one may be cut short): the
+    steps per epoch are those of the training sampler (datamodules.datamodule.ShardSampler)."""
+    import math
+
+    from datamodules.datamodule import ShardSampler
+
+    per_device = batch_size // devices
+    steps = math.ceil(len(ShardSampler(d, 0, devices, train=True, batch_size=per_device)) / per_device)
+    return math.ceil(max_steps / steps)
 
 
 def run_key(resolved: dict) -> str:

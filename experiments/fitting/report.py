@@ -95,9 +95,11 @@ def selection_lines(fits: list[dict]) -> str:
 
 
 def write_markdown(fits: list[dict], path) -> Path:
+    from .compare import compare_markdown
+
     sel = selection_lines(fits)
     head = f"## Selection (robust, over bootstrap replicates)\n\n{sel}\n## AICc table\n\n" if sel else ""
-    atomic_write_text(path, "# Scaling-law fits\n\n" + head + markdown_table(fits))
+    atomic_write_text(path, "# Scaling-law fits\n\n" + compare_markdown(fits) + head + markdown_table(fits))
     return Path(path)
 
 
