@@ -208,3 +208,18 @@ def test_x_needed_interval_covers_the_truth_in_most_draws(draw_runs):
         lo, hi = e["x_needed_ci95"]
         covered += lo <= truth <= (hi or math.inf)
     assert covered >= 13, covered
+
+
+def test_cheapest_nd_point_by_hand():
+    """L = L0 + (N_c/N)^aN + (D_c/D)^aD; minimising D N^s on L = T gives (Lagrange)
+    (N_c/N)^aN = (T - L0) s aD / (s aD + aN) and (D_c/D)^aD = (T - L0) aN / (s aD + aN)."""
+    from experiments.fitting.plan2d import cheapest_point
+
+    p = {"L0": 0.05, "alpha_N": 0.3, "alpha_D1": 0.4, "alpha_D2": 0.4, "N_c": 1e5, "D_c": 1e3}
+    box = ((1e2, 1e14), (1.0, 1e12))
+    for s, T in ((1.0, 0.2), (0.5, 0.3)):
+        a, b = (T - 0.05) * s * 0.4 / (s * 0.4 + 0.3), (T - 0.05) * 0.3 / (s * 0.4 + 0.3)
+        got = cheapest_point(FORMS["hoffmann"], p, T, box, s)
+        assert got["N"] == pytest.approx(1e5 * a ** (-1 / 0.3), rel=1e-3)
+        assert got["D"] == pytest.approx(1e3 * b ** (-1 / 0.4), rel=1e-3)
+    assert cheapest_point(FORMS["hoffmann"], p, 0.04, box, 1.0) is None  # below the floor L0
