@@ -87,6 +87,7 @@ def _build_chunk(args) -> tuple[int, int, int]:
                 "n_edges": int(graph.n_edges),
                 "offset": offset,
                 "drude": result.drude,
+                "core_hours": result.core_hours,  # DFT cost from the record's timing (None: unknown)
             }
         )
         blobs.append(blob)
@@ -279,8 +280,27 @@ def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int, allo
         "environment": environment(),  # what else determined the stored numbers
         "rejected": rejected,
     }
+    cost = dft_cost_summary([m.get("core_hours") for _, m in rows])
+    if cost:
+        manifest["dft_core_hours"] = cost
     atomic_write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def dft_cost_summary(core_hours: list) -> dict | None:
+    """Mean, median and total DFT core-hours per material over the materials whose records carry
+    their timing (records.dft_core_hours); None if none does."""
+    timed = np.array([h for h in core_hours if h is not None], float)
+    if timed.size == 0:
+        return None
+    return {
+        "per_material_mean": float(timed.mean()),
+        "per_material_median": float(np.median(timed)),
+        "total": float(timed.sum()),
+        "n_timed": int(timed.size),
+        "n_materials": len(core_hours),
+        "from": "records: (parameters.conv_time + parameters.nscf_time) * parameters.ncores / 3600",
+    }
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:

@@ -44,6 +44,23 @@ class Material:
     drude: float  # RMS Drude frequency, eV
     source: str
     split: str | None = None  # kept from the HDF5 release
+    core_hours: float | None = None  # DFT cost of the record: (conv_time + nscf_time) * ncores / 3600
+
+
+def dft_core_hours(doc: dict) -> float | None:
+    """Core-hours the record's DFT took, from its own timing: `parameters.conv_time` (s, the converged
+    run) plus `parameters.nscf_time` (s, the non-self-consistent step) times `parameters.ncores`;
+    None where a field is missing or not a finite number >= 0 (the timing is optional)."""
+    p = doc.get("parameters")
+    if not isinstance(p, dict):
+        return None
+    try:
+        conv, nscf, cores = (float(p[k]) for k in ("conv_time", "nscf_time", "ncores"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not all(np.isfinite(v) and v >= 0 for v in (conv, nscf, cores)):
+        return None
+    return (conv + nscf) * cores / 3600.0
 
 
 @dataclass(frozen=True)
@@ -155,6 +172,7 @@ def read_json_record(path: str) -> Material:
         eps=cols["re"] + 1j * cols["im"],
         drude=float(np.sqrt(np.mean(drude**2))),
         source=path,
+        core_hours=dft_core_hours(doc),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from experiments.cli.data import BENCH
 
@@ -10,7 +11,12 @@ from experiments.cli.data import BENCH
 def register(cli) -> None:
     p = cli.command("fit", "fit scaling laws (power, floor, broken, BNSL, 2-D) to validation losses; AICc table")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--experiment", metavar="NAME", help="MLflow experiment whose FINISHED runs are read")
+    src.add_argument(
+        "--experiment",
+        metavar="NAME",
+        action="append",
+        help="MLflow experiment whose FINISHED runs are read; repeat it to fit several side by side",
+    )
     src.add_argument("--csv", metavar="FILE", help="CSV with columns model,D,N,seed,val_loss (extra ignored)")
     p.add_argument(
         "--tracking-uri",
@@ -37,7 +43,13 @@ def register(cli) -> None:
     p.add_argument("--json", required=True, metavar="OUT", help="write the plan (a list of entries) as JSON")
     p.add_argument("--md", metavar="OUT.md", help="write the plan as Markdown")
     p.add_argument("--plot", metavar="OUT.png", help="plot the laws, their bands, the target and the x needed")
-    p.add_argument("--cost-per-material", type=float, metavar="H", help="DFT core-hours per material")
+    p.add_argument(
+        "--cost-per-material",
+        type=float,
+        metavar="H",
+        help="DFT core-hours per material (default: from the store: the records' timing or the surrogate's)",
+    )
+    p.add_argument("--data", metavar="STORE", help="the sweep's store (default: the `data` param of its runs)")
     p.add_argument("--forms", default=None, help="comma-separated subset of the forms (default: all)")
     p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap replicates")
     p.add_argument("--starts", type=int, default=32, metavar="K", help="starting points")
@@ -73,15 +85,25 @@ def cmd_fit(args) -> int:
         write_json,
         write_markdown,
     )
+    from experiments.fitting.compare import label_runs, tag_experiments
     from experiments.fitting.report import markdown_table
 
     if args.bootstrap < 0 or args.starts < 1:
         raise ValueError("--bootstrap must be >= 0 and --starts >= 1")
     if args.csv:
         runs, skipped_runs, source = read_csv(args.csv), [], args.csv
+    elif len(args.experiment) == 1:
+        runs, skipped_runs = read_mlflow(args.experiment[0], args.tracking_uri)
+        source = f"MLflow experiment {args.experiment[0]!r}"
     else:
-        runs, skipped_runs = read_mlflow(args.experiment, args.tracking_uri)
-        source = f"MLflow experiment {args.experiment!r}"
+        if len(set(args.experiment)) < len(args.experiment):
+            raise ValueError(f"--experiment: an experiment is named twice in {args.experiment}")
+        runs, skipped_runs = [], []
+        for name in args.experiment:
+            got, skipped = read_mlflow(name, args.tracking_uri)
+            runs += label_runs(got, name)
+            skipped_runs += skipped
+        source = "MLflow experiments " + ", ".join(repr(n) for n in args.experiment)
     print(f"{source}: {len(runs)} runs" + (f", {len(skipped_runs)} skipped" if skipped_runs else ""))
     for s in skipped_runs:
         print(f"  skipped run {s['run_id']}: {s['reason']}")
@@ -103,6 +125,7 @@ def cmd_fit(args) -> int:
     for g in skipped_groups:
         fixed = ", ".join(f"{k}={v}" for k, v in g["fixed"].items())
         print(f"  no series: {g['model']} along {g['axis']}" + (f" ({fixed})" if fixed else "") + f": {g['reason']}")
+    tag_experiments(fits)
     failed = [f for f in fits if f["status"] != "ok"]
     print(f"{len(fits)} fits, {len(fits) - len(failed)} ok; best form per series and method:")
     for f in best_fits(fits):
@@ -126,38 +149,42 @@ def cmd_fit(args) -> int:
 def cmd_plan(args) -> int:
     from datamodules.atomic import atomic_write_json
     from experiments.fitting import fit_runs, read_csv, read_mlflow
+    from experiments.fitting.costs import material_cost, mlflow_store
     from experiments.fitting.plan import choose_law, series_groups
-    from experiments.fitting.plan_report import plot_plan, write_plan_markdown
+    from experiments.fitting.plan_report import plot_plan, summary_line, write_plan_markdown
     from experiments.fitting.planner import plan_fits, read_csv_throughput, read_mlflow_throughput
 
     if args.bootstrap < 2 or args.starts < 1:
         raise ValueError("--bootstrap must be >= 2 and --starts >= 1")
+    if args.cost_per_material is not None and not args.cost_per_material >= 0:
+        raise ValueError(f"--cost-per-material must be >= 0, got {args.cost_per_material!r}")
+    if args.data and not (Path(args.data) / "manifest.json").is_file():
+        raise ValueError(f"--data {args.data}: not an optiscale store (no manifest.json)")
     if args.csv:
         runs, source, rates = read_csv(args.csv), args.csv, read_csv_throughput(args.csv)
+        store = args.data
     else:
         runs, _skipped = read_mlflow(args.experiment, args.tracking_uri)
         source, rates = (
             f"MLflow experiment {args.experiment!r}",
             read_mlflow_throughput(args.experiment, args.tracking_uri),
         )
+        store = args.data or mlflow_store(args.experiment, args.tracking_uri)
     if not runs:
         raise ValueError(f"{source}: no usable runs")
+    cost = material_cost(store, args.cost_per_material)
     forms = [f.strip() for f in args.forms.split(",")] if args.forms else None
     fits = fit_runs(runs, "all", "robust", forms, starts=args.starts, bootstrap=args.bootstrap, seed=args.seed)
-    entries = plan_fits(fits, args.target_loss, rates, args.cost_per_material)
+    entries = plan_fits(fits, args.target_loss, rates, cost=cost)
     print(f"{source}: {len(runs)} runs; {len(entries)} laws; target loss {args.target_loss:.4g}")
+    print(f"  cost per material: {cost['cost_per_material_core_hours']} core-hours (source: {cost['cost_source']})")
     for e in entries:
-        ci = e["x_needed_ci95"]
-        what = (
-            f"{e['axis']} needed {e['x_needed']:.4g}" if e["reachable"] else f"not reachable (floor {e['floor']:.4g})"
-        )
-        what += f" [{ci[0]:.4g}, {'inf' if ci[1] is None else f'{ci[1]:.4g}'}]" if ci else ""
-        print(f"  {e['model']} {e['axis']}: {e['law']}{'' if e['law_decided'] else ' (undecided)'}: {what}")
+        print("  " + summary_line(e))
     atomic_write_json(args.json, entries)
     print(f"wrote {args.json}")
     if args.md:
         print(f"wrote {write_plan_markdown(entries, args.md)}")
     if args.plot:
         laws = {k: choose_law(g) for k, g in series_groups(fits).items()}
-        print(f"wrote {plot_plan(entries, laws, runs, args.plot)}")
+        print(f"wrote {plot_plan([e for e in entries if e['axis'] != 'ND'], laws, runs, args.plot)}")
     return 0

@@ -20,15 +20,48 @@ def _ci(ci) -> str:
     return "–" if not ci else f"[{_g(ci[0])}, {'∞' if ci[1] is None else _g(ci[1])}]"
 
 
+def summary_line(e: dict) -> str:
+    """One line per entry for the terminal."""
+    head = f"{e['model']} {e['axis']}: {e['law']}{'' if e['law_decided'] else ' (undecided)'}: "
+    if not e["reachable"]:
+        return head + f"not reachable (floor {_g(e['floor'])} {_ci(e['floor_ci95'])})"
+    if e["axis"] == "ND":
+        return head + (
+            f"cheapest N {_g(e['N_needed'])} {_ci(e['N_needed_ci95'])}, D {_g(e['D_needed'])} {_ci(e['D_needed_ci95'])}"
+            f" (by {e['objective']})"
+        )
+    return head + f"{e['axis']} needed {_g(e['x_needed'])} {_ci(e['x_needed_ci95'])}"
+
+
+def _nd_lines(e: dict) -> list[str]:
+    if not e["reachable"]:
+        return [f"- not reachable: target below the 2-D floor {_g(e['floor'])} {_ci(e['floor_ci95'])}"]
+    edge = " (at the edge of the search: at least this far)" if e["at_search_edge"] else ""
+    by = "training hours from the logged throughput" if e["objective"] == "train_hours" else "6 N D epochs"
+    return [
+        f"- cheapest (N, D) by {by} (cost ~ D N^{e['cost_exponent_N']:.3g}){edge}:",
+        f"  N {_g(e['N_needed'])} {_ci(e['N_needed_ci95'])}, D {_g(e['D_needed'])} {_ci(e['D_needed_ci95'])}",
+    ]
+
+
 def plan_markdown(entries: list[dict]) -> str:
     lines = ["# Plan", ""]
+    if entries:
+        e = entries[0]
+        lines += [
+            f"Cost per material: {_g(e.get('cost_per_material_core_hours'))} DFT core-hours"
+            f" (source: {e.get('cost_source') or 'none'}{'; ' + e['cost_note'] if e.get('cost_note') else ''}).",
+            "",
+        ]
     for e in entries:
-        fixed = ", ".join(f"{k}={v}" for k, v in e["fixed"].items())
+        fixed = ", ".join(f"{k}={v}" for k, v in e["fixed"].items()) or "the (N, D) grid"
         lines.append(f"## {e['model']} along {e['axis']} ({fixed}), target loss {e['target_loss']:.4g}")
         lines.append("")
         lines.append(f"- law: {e['law']}" + ("" if e["law_decided"] else " (not decided by the data)"))
         lines.append(f"- selection: {e['selection']}")
-        if e["reachable"]:
+        if e["axis"] == "ND":
+            lines += _nd_lines(e)
+        elif e["reachable"]:
             lines.append(f"- {e['axis']} needed: {_g(e['x_needed'])}, 95 % interval {_ci(e['x_needed_ci95'])}")
         else:
             lines.append(f"- not reachable: target below the fitted floor {_g(e['floor'])} {_ci(e['floor_ci95'])}")

@@ -97,12 +97,14 @@ def selection_lines(fits: list[dict]) -> str:
 
 
 def write_markdown(fits: list[dict], path, transfer: list[dict] | None = None) -> Path:
+    from .compare import compare_markdown
     from .transfer import transfer_markdown
 
     sel = selection_lines(fits)
     head = f"## Selection (robust, over bootstrap replicates)\n\n{sel}\n## AICc table\n\n" if sel else ""
     tail = "\n" + transfer_markdown(transfer) if transfer else ""
-    atomic_write_text(path, "# Scaling-law fits\n\n" + head + markdown_table(fits) + tail)
+    body = compare_markdown(fits) + head + markdown_table(fits) + tail
+    atomic_write_text(path, "# Scaling-law fits\n\n" + body)
     return Path(path)
 
 

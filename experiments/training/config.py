@@ -62,6 +62,7 @@ class TrainConfig:
     seed: int
     D: int | None
     epochs: int
+    max_steps: int | None = optional_key()  # fixed-steps recipe: this many optimiser steps at every D (epochs follow)
     batch_size: int
     warmup_epochs: float
     warmup_start_factor: float
@@ -122,6 +123,7 @@ def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
         raise ValueError(f"unknown model {given['model']!r}; known: {sorted(MODELS)}")
     values = {
         "D": None,
+        "max_steps": None,
         "blocks": None,
         "heads": None,
         "init_from": None,
@@ -289,8 +291,22 @@ def resolve(cfg: TrainConfig) -> dict:
         out["init_from_path"] = cfg.init_from
         if cfg.finetune_lr is not None:
             out["lr"] = cfg.finetune_lr
+    if cfg.max_steps is not None:
+        out["epochs"] = epochs_for_steps(cfg.max_steps, d, cfg.batch_size, cfg.devices)
     out["run_key"] = run_key(out)
     return out
+
+
+def epochs_for_steps(max_steps: int, d: int, batch_size: int, devices: int) -> int:
+    """Epochs that hold `max_steps` optimiser steps at D = d (the last one may be cut short): the
+    steps per epoch are those of the training sampler (datamodules.datamodule.ShardSampler)."""
+    import math
+
+    from datamodules.datamodule import ShardSampler
+
+    per_device = batch_size // devices
+    steps = math.ceil(len(ShardSampler(d, 0, devices, train=True, batch_size=per_device)) / per_device)
+    return math.ceil(max_steps / steps)
 
 
 def run_key(resolved: dict) -> str:

@@ -36,6 +36,7 @@ def check_config(cfg) -> None:
     for key in ("width", "epochs", "devices", "lr_reference_width", "blocks", "heads"):
         _at_least(cfg, key, 1)
     _at_least(cfg, "D", 2)
+    _at_least(cfg, "max_steps", 1)
     if not 0 <= cfg.seed <= SEED_MAX:
         _fail("seed", cfg.seed, f"is outside 0..{SEED_MAX}")
     for key in ("warmup_epochs", "gradient_clip", "w_spectral", "w_drude", "weight_decay"):

@@ -250,7 +250,8 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
     )
     checkpoint, last = checkpoint_callbacks(workdir)
     trainer = L.Trainer(
-        max_epochs=cfg.epochs,
+        max_epochs=resolved["epochs"],  # with max_steps: the epochs that hold them (config.epochs_for_steps)
+        max_steps=-1 if cfg.max_steps is None else cfg.max_steps,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         strategy=cfg.strategy,

@@ -208,3 +208,47 @@ def test_x_needed_interval_covers_the_truth_in_most_draws(draw_runs):
         lo, hi = e["x_needed_ci95"]
         covered += lo <= truth <= (hi or math.inf)
     assert covered >= 13, covered
+
+
+def test_cheapest_nd_point_by_hand():
+    """L = L0 + (N_c/N)^aN + (D_c/D)^aD; minimising D N^s on L = T gives (Lagrange)
+    (N_c/N)^aN = (T - L0) s aD / (s aD + aN) and (D_c/D)^aD = (T - L0) aN / (s aD + aN)."""
+    from experiments.fitting.plan2d import cheapest_point
+
+    p = {"L0": 0.05, "alpha_N": 0.3, "alpha_D1": 0.4, "alpha_D2": 0.4, "N_c": 1e5, "D_c": 1e3}
+    box = ((1e2, 1e14), (1.0, 1e12))
+    for s, T in ((1.0, 0.2), (0.5, 0.3)):
+        a, b = (T - 0.05) * s * 0.4 / (s * 0.4 + 0.3), (T - 0.05) * 0.3 / (s * 0.4 + 0.3)
+        got = cheapest_point(FORMS["hoffmann"], p, T, box, s)
+        assert got["N"] == pytest.approx(1e5 * a ** (-1 / 0.3), rel=1e-3)
+        assert got["D"] == pytest.approx(1e3 * b ** (-1 / 0.4), rel=1e-3)
+    assert cheapest_point(FORMS["hoffmann"], p, 0.04, box, 1.0) is None  # below the floor L0
+
+
+def test_cost_source_order(tmp_path):
+    from experiments.fitting.costs import material_cost
+
+    store = tmp_path / "s"
+    store.mkdir()
+    (store / "manifest.json").write_text(json.dumps({"kind": "surrogate", "generation": {"seconds_per_material": 7.2}}))
+    assert material_cost(str(store), None)["cost_source"] == "surrogate"
+    assert material_cost(str(store), None)["cost_per_material_core_hours"] == pytest.approx(0.002)
+    (store / "manifest.json").write_text(json.dumps({"dft_core_hours": {"per_material_mean": 8.5, "n_timed": 2}}))
+    assert material_cost(str(store), None)["cost_source"] == "records"
+    assert material_cost(str(store), 3.0)["cost_source"] == "flag"  # an explicit flag overrides the store
+    assert material_cost(None, None)["cost_source"] is None
+
+
+def test_dft_core_hours_of_a_record_by_hand():
+    from datamodules.records import dft_core_hours
+
+    doc = {"parameters": {"conv_time": 785.3974952697754, "nscf_time": 5.3654539585113525, "ncores": 16}}
+    assert dft_core_hours(doc) == pytest.approx((785.3975 + 5.36545) * 16 / 3600, rel=1e-6)
+    assert dft_core_hours({"parameters": {"conv_time": 1.0}}) is None
+
+
+def test_fixed_steps_epochs_by_hand():
+    from experiments.config import epochs_for_steps
+
+    # quick recipe, batch 64: D = 100 takes 2 steps an epoch, D = 3200 takes 50
+    assert [epochs_for_steps(2000, d, 64, 1) for d in (100, 3200)] == [1000, 40]
