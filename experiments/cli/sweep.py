@@ -6,7 +6,12 @@ from __future__ import annotations
 def register(cli) -> None:
     p = cli.command("sweep", "train every grid point of a sweep axis (resumable, shareable), then fit")
     p.add_argument("--preset", default="quick", help="preset name (quick, paper) or a sweep YAML file")
-    p.add_argument("--axis", required=True, choices=("D", "N", "ND"), help="data, parameter or 2-D scaling")
+    p.add_argument(
+        "--axis",
+        required=True,
+        choices=("D", "N", "ND", "P", "T"),
+        help="D, N, ND: data, parameter, 2-D scaling; P, T: pretraining, transfer",
+    )
     p.add_argument("--workers", type=int, default=None, help="local worker processes in all (overrides --pack)")
     p.add_argument(
         "--pack", default="auto", help="grid points trained at once per device (auto: by width and memory; 1 on CPU)"
@@ -49,7 +54,7 @@ def cmd_sweep(args) -> int:
     if args.worker_only:
         from experiments.stores.tracking import default_tracking_uri
 
-        store = ensure_dataset(spec)
+        store = ensure_dataset(spec, axis=args.axis)
         report = run_worker(
             spec,
             args.axis,

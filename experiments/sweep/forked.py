@@ -59,12 +59,16 @@ def forks_can_use_cuda() -> bool:
     return proc.exitcode == 0
 
 
-def forked_trainer(store: str, recipe: dict, tracking_uri: str, experiment: str, tags: dict, threads=None):
-    """A `train_cmd` for `Worker`: trains a point in a process forked from the warm server."""
+def forked_trainer(
+    store: str, recipe: dict, tracking_uri: str, experiment: str, tags: dict, threads=None, per_point=None
+):
+    """A `train_cmd` for `Worker`: trains a point in a process forked from the warm server
+    (`per_point` as for `subprocess_trainer`)."""
 
     def train(point) -> dict:
         config = {"data": store, "model": point.model, "width": point.width, "D": point.D, "seed": point.seed}
         config.update(recipe)
+        config.update(per_point(point) if per_point else {})
         with tempfile.TemporaryDirectory(prefix="optiscale-point-") as tmp:
             out = os.path.join(tmp, "result.json")
             args = (config, tracking_uri, experiment, tags, threads, out)

@@ -19,14 +19,15 @@ from .forked import forked_trainer, forks_can_use_cuda
 from .packing import plan_slots
 from .progress import ProgressWatcher
 from .spec import SweepSpec
+from .transfer import source_runs
 from .worker import Worker, open_study, subprocess_trainer
 
 
-def ensure_dataset(spec: SweepSpec, log=print) -> str:
-    """Path of the sweep's store; the built-in surrogate dataset is generated if it is missing."""
+def ensure_dataset(spec: SweepSpec, log=print, axis: str = "D") -> str:
+    """Path of the store of `axis`; the built-in surrogate dataset is generated if it is missing."""
     from datamodules.store import GraphStore, StoreError
 
-    ds = spec.dataset
+    ds = spec.dataset_for(axis)
     try:
         GraphStore(ds.store)
         return ds.store
@@ -36,10 +37,10 @@ def ensure_dataset(spec: SweepSpec, log=print) -> str:
                 f"{err}. Sweep {spec.name!r} ({spec.source}) needs this store: build it with "
                 f"`optiscale data import SRC... --out {ds.store}`"
             ) from None
-    log(f"[sweep] generating the built-in dataset: {ds.n} materials into {ds.store}")
+    log(f"[sweep] generating the built-in dataset ({ds.fidelity} fidelity): {ds.n} materials into {ds.store}")
     from datamodules.surrogate.generate import generate
 
-    generate(n=ds.n, seed=ds.seed, out=ds.store, grid_points=ds.grid_points)
+    generate(n=ds.n, seed=ds.seed, out=ds.store, grid_points=ds.grid_points, fidelity=ds.fidelity)
     return ds.store
 
 
@@ -59,13 +60,14 @@ def run_worker(
     tags = {"optiscale.sweep": spec.name, "optiscale.axis": axis, "optiscale.study": study.study_name}
     tags["optiscale.worker"] = f"{socket.gethostname()}:{os.getpid()}"  # which worker trained the point
     experiment = spec.experiment(axis)
+    per_point = source_runs(spec, tracking_uri) if axis == "T" else None
     if extra_args:  # --devices/--strategy: Lightning relaunches the training command for DDP
-        trainer = subprocess_trainer(store, spec.recipe, tracking_uri, experiment, tags, extra_args, threads)
+        trainer = subprocess_trainer(store, spec.recipe, tracking_uri, experiment, tags, extra_args, threads, per_point)
     elif forks_can_use_cuda():
-        trainer = forked_trainer(store, spec.recipe, tracking_uri, experiment, tags, threads)
+        trainer = forked_trainer(store, spec.recipe, tracking_uri, experiment, tags, threads, per_point)
     else:  # safe, slower: a fresh `optiscale train` per point
         log("[sweep] training each point in a subprocess instead")
-        trainer = subprocess_trainer(store, spec.recipe, tracking_uri, experiment, tags, extra_args, threads)
+        trainer = subprocess_trainer(store, spec.recipe, tracking_uri, experiment, tags, extra_args, threads, per_point)
     return Worker(study, points, trainer, log=log).run()
 
 
@@ -97,7 +99,12 @@ def run_sweep(
     tracking_uri = tracking_uri or default_tracking_uri()
     if storage.startswith("sqlite:///"):
         Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    store = ensure_dataset(spec, log)
+    if axis == "T":  # the pretraining runs first: every fine-tuned point starts from one
+        pre = run_sweep(spec, "P", workers, storage, tracking_uri, extra_args, fit, log, pack, slurm)
+        if pre["missing"] or "job" in pre:
+            log(f"[sweep] axis T waits for its pretraining runs: {len(pre['missing'])} of axis P not finished")
+            return pre
+    store = ensure_dataset(spec, log, axis)
     points = spec.points(axis)
     if slurm is not None:
         return _run_on_slurm(spec, axis, store, storage, tracking_uri, extra_args, fit, log, dict(slurm))
@@ -163,7 +170,7 @@ def _check_and_fit(spec, axis, tracking_uri, reports, fit, log) -> dict:
     for r in reports:
         for pid, why in r.failed.items():
             summary["failed"].setdefault(pid, why)
-    if fit and not summary["missing"]:
+    if fit and not summary["missing"] and axis != "P":
         from .report import fit_and_report
 
         summary["report"] = fit_and_report(spec, axis, tracking_uri, log=log)
@@ -186,6 +193,8 @@ def check_runs(spec: SweepSpec, axis: str, tracking_uri: str) -> dict:
             continue
         p = r.data.params
         pid = f"{p.get('model')}|w{p.get('width')}|D{p.get('D')}|s{p.get('seed')}"
+        if p.get("pretrain_D") not in (None, "", "None", "0"):
+            pid += f"|F{p['pretrain_D']}"
         counts[pid] = counts.get(pid, 0) + 1
     ids = [p.id for p in spec.points(axis)]
     return {

@@ -2,6 +2,11 @@
 
 A grid point is (model, width, D, seed); each is one training run. Presets live in
 `experiments/configs/sweeps/<name>.yaml`; any other YAML file of the same shape works too.
+
+Transfer sweeps (experiments/sweep/transfer.py) add a `pretrain` dataset (cheap labels of the same
+structures, or the surrogate's labels of published structures), an axis `P` trained on it (its `D`
+are the pretraining sizes D_F) and an axis `T` on the target dataset: every (model, width, D, seed)
+from scratch and fine-tuned from each `P` run of the same model, width and seed.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ import yaml
 from experiments.sweep import spec_check as sc
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "sweeps"
-AXES = ("D", "N", "ND")
-TOP_KEYS = ("name", "dataset", "recipe", "seeds", "axes")
-DATASET_KEYS = ("store", "builtin", "n", "seed", "grid_points")
+AXES = ("D", "N", "ND", "P", "T")
+TOP_KEYS = ("name", "dataset", "pretrain", "recipe", "seeds", "axes")
+DATASET_KEYS = ("store", "builtin", "n", "seed", "grid_points", "fidelity")
+FIDELITIES = ("full", "cheap")
 GRID_KEYS = ("models", "widths", "D")
-RESERVED = ("data", "model", "width", "D", "seed", "workdir")  # set per grid point, not by the recipe
+RESERVED = ("data", "model", "width", "D", "seed", "workdir", "init_from")  # set per grid point, not by the recipe
 
 
 @dataclass(frozen=True)
@@ -29,11 +35,13 @@ class Point:
     width: int
     D: int
     seed: int
+    pretrain_D: int = 0  # fine-tuned from the `P` run of D_F = pretrain_D materials; 0: from scratch
 
     @property
     def id(self) -> str:
         """Stable, human-readable name of the point (the Optuna grid value)."""
-        return f"{self.model}|w{self.width}|D{self.D}|s{self.seed}"
+        base = f"{self.model}|w{self.width}|D{self.D}|s{self.seed}"
+        return f"{base}|F{self.pretrain_D}" if self.pretrain_D else base
 
     def overrides(self) -> dict:
         return {"model": self.model, "width": self.width, "D": self.D, "seed": self.seed}
@@ -46,6 +54,7 @@ class DatasetSpec:
     n: int = 0
     seed: int = 0
     grid_points: int = 2001
+    fidelity: str = "full"  # of the built-in surrogate's labels
 
 
 @dataclass
@@ -56,18 +65,28 @@ class SweepSpec:
     seeds: list[int] = field(default_factory=lambda: [1])
     axes: dict[str, dict] = field(default_factory=dict)
     source: str = ""
+    pretrain: DatasetSpec | None = None
+
+    def dataset_for(self, axis: str) -> DatasetSpec:
+        """The pretraining dataset for axis `P`, the sweep's dataset for every other."""
+        if axis == "P":
+            assert self.pretrain is not None  # check() refuses a `P` axis without it
+            return self.pretrain
+        return self.dataset
 
     def points(self, axis: str) -> list[Point]:
         """All grid points of one axis, in a fixed order (model, width, D, seed)."""
         if axis not in self.axes:
             raise ValueError(f"sweep {self.name!r} ({self.source}) has no axis {axis!r}; it has {sorted(self.axes)}")
         grid = self.axes[axis]
+        sources = [0] + [int(f) for f in self.axes["P"]["D"]] if axis == "T" else [0]
         return [
-            Point(str(m), int(w), int(d), int(s))
+            Point(str(m), int(w), int(d), int(s), f)
             for m in grid["models"]
             for w in grid["widths"]
             for d in grid["D"]
             for s in self.seeds
+            for f in sources
         ]
 
     def study_name(self, axis: str, data_hash: str) -> str:
@@ -109,16 +128,8 @@ def check(doc: dict, where: str, default_name: str) -> SweepSpec:
     for an unknown key at any level, a wrong type, an unknown model or a recipe training would refuse."""
     sc.check_keys(doc, TOP_KEYS, where)
     sc.require(doc, ("dataset", "axes"), where)
-    ds = sc.mapping(doc["dataset"], where, "dataset")
-    sc.check_keys(ds, DATASET_KEYS, where, "dataset")
-    sc.require(ds, ("store",), where, "dataset")
-    sc.text(ds["store"], where, "dataset.store")
-    dataset = DatasetSpec(store=ds["store"])
-    if "builtin" in ds:
-        dataset.builtin = sc.flag(ds["builtin"], where, "dataset.builtin")
-    for key, minimum in (("n", 0), ("seed", None), ("grid_points", 2)):
-        if key in ds:
-            setattr(dataset, key, sc.integer(ds[key], where, f"dataset.{key}", minimum))
+    dataset = _dataset(doc["dataset"], where, "dataset")
+    pretrain = _dataset(doc["pretrain"], where, "pretrain") if "pretrain" in doc else None
     axes = sc.mapping(doc["axes"], where, "axes")
     sc.check_keys(axes, AXES, where, "axes", what="axis")
     if not axes:
@@ -133,6 +144,15 @@ def check(doc: dict, where: str, default_name: str) -> SweepSpec:
             sc.model_name(model, where, f"axes.{axis}.models")
         sc.int_list(grid["widths"], where, f"axes.{axis}.widths")
         sc.int_list(grid["D"], where, f"axes.{axis}.D")
+    if ("P" in axes or "T" in axes) and pretrain is None:
+        sc.fail(where, "pretrain", "axes P and T need a `pretrain` dataset (the source of the fine-tuned runs)")
+    if "T" in axes:
+        if "P" not in axes:
+            sc.fail(where, "axes.T", "needs an axis P: the pretraining runs it fine-tunes from")
+        for key in ("models", "widths"):
+            extra = [v for v in axes["T"][key] if v not in axes["P"][key]]
+            if extra:
+                sc.fail(where, f"axes.T.{key}", f"{extra} have no pretraining run: add them to axes.P.{key}")
     sc.check_recipe(doc.get("recipe"), where, RESERVED, "sweep")
     seeds = sc.int_list(doc["seeds"], where, "seeds", minimum=0) if "seeds" in doc else [1]
     return SweepSpec(
@@ -142,4 +162,22 @@ def check(doc: dict, where: str, default_name: str) -> SweepSpec:
         seeds=seeds,
         axes=axes,
         source=where,
+        pretrain=pretrain,
     )
+
+
+def _dataset(value, where: str, key: str) -> DatasetSpec:
+    ds = sc.mapping(value, where, key)
+    sc.check_keys(ds, DATASET_KEYS, where, key)
+    sc.require(ds, ("store",), where, key)
+    dataset = DatasetSpec(store=str(sc.text(ds["store"], where, f"{key}.store")))
+    if "builtin" in ds:
+        dataset.builtin = sc.flag(ds["builtin"], where, f"{key}.builtin")
+    for name, minimum in (("n", 0), ("seed", None), ("grid_points", 2)):
+        if name in ds:
+            setattr(dataset, name, sc.integer(ds[name], where, f"{key}.{name}", minimum))
+    if "fidelity" in ds:
+        if ds["fidelity"] not in FIDELITIES:
+            sc.fail(where, f"{key}.fidelity", f"must be one of {', '.join(FIDELITIES)}, got {ds['fidelity']!r}")
+        dataset.fidelity = ds["fidelity"]
+    return dataset

@@ -153,18 +153,27 @@ class Worker:
 
 
 def subprocess_trainer(
-    store: str, recipe: dict, tracking_uri: str, experiment: str, tags: dict, extra_args=(), threads: int | None = None
+    store: str,
+    recipe: dict,
+    tracking_uri: str,
+    experiment: str,
+    tags: dict,
+    extra_args=(),
+    threads: int | None = None,
+    per_point=None,
 ):
     """A `train_cmd` that runs `optiscale train` for a point in a subprocess and reads its result.
 
     A subprocess per point: its memory is returned after every point, a crash stays with its point,
     and `--devices K --strategy ddp` works (Lightning relaunches the `optiscale train` command).
+    `per_point(point)`: recipe keys of that point (e.g. `init_from` of a fine-tuned point), or None.
     """
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
 
     def train(point: Point) -> dict:
+        point_recipe = {**recipe, **(per_point(point) if per_point else {})}
         with tempfile.TemporaryDirectory(prefix="optiscale-point-") as tmp:
             out = os.path.join(tmp, "result.json")
             cmd = [
@@ -188,7 +197,7 @@ def subprocess_trainer(
                 experiment,
                 "--json",
                 out,
-                *[f"--set={k}={v}" for k, v in sorted(recipe.items())],
+                *[f"--set={k}={v}" for k, v in sorted(point_recipe.items())],
                 *[f"--tag={k}={v}" for k, v in sorted(tags.items())],
                 *extra_args,
             ]
