@@ -38,9 +38,10 @@ def ensure_dataset(spec: SweepSpec, log=print, axis: str = "D") -> str:
                 f"`optiscale data import SRC... --out {ds.store}`"
             ) from None
     log(f"[sweep] generating the built-in dataset ({ds.fidelity} fidelity): {ds.n} materials into {ds.store}")
+    from datamodules.surrogate.fidelity import settings_for
     from datamodules.surrogate.generate import generate
 
-    generate(n=ds.n, seed=ds.seed, out=ds.store, grid_points=ds.grid_points, fidelity=ds.fidelity)
+    generate(n=ds.n, seed=ds.seed, out=ds.store, settings=settings_for(ds.fidelity), grid_points=ds.grid_points)
     return ds.store
 
 
