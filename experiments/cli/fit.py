@@ -112,6 +112,7 @@ def cmd_fit(args) -> int:
     axes = AXES if args.axis == "all" else (args.axis,)
     forms = [f.strip() for f in args.forms.split(",")] if args.forms else None
     skipped_groups: list[dict] = []
+    transfer: list[dict] = []
     fits = fit_runs(
         runs,
         axes=axes,
@@ -121,7 +122,12 @@ def cmd_fit(args) -> int:
         bootstrap=args.bootstrap,
         seed=args.seed,
         skipped=skipped_groups,
+        transfer=transfer,
     )
+    for rec in transfer:  # fine-tuned runs (param pretrain_D): the effective data transferred
+        law = rec.get("law")
+        line = f"a={law['a']:.3g}, b={law['b']:.3g}, k={law['k']:.3g}" if law else rec["status"]
+        print(f"  transfer {rec['model']}: {len(rec['points'])} fine-tuned cells; D_T = k D_F^a D^b: {line}")
     for g in skipped_groups:
         fixed = ", ".join(f"{k}={v}" for k, v in g["fixed"].items())
         print(f"  no series: {g['model']} along {g['axis']}" + (f" ({fixed})" if fixed else "") + f": {g['reason']}")
@@ -135,9 +141,9 @@ def cmd_fit(args) -> int:
         brk = "".join(f"; break claimed by {g['form']} at {loc}={g['params'][loc]:.4g}" for g in same)
         print(f"  {f['model']} {f['axis']}{' (' + fixed + ')' if fixed else ''} {f['method']}: {f['form']}{brk}")
     if args.json:
-        print(f"wrote {write_json(fits, args.json)}")
+        print(f"wrote {write_json(fits, args.json, transfer=transfer)}")
     if args.markdown:
-        print(f"wrote {write_markdown(fits, args.markdown)}")
+        print(f"wrote {write_markdown(fits, args.markdown, transfer=transfer)}")
     if args.plots:
         paths = plot_fits(fits, runs, args.plots)
         print(f"wrote {len(paths)} figures into {args.plots}")

@@ -105,7 +105,7 @@ def fit_runs(
     from .forms import FORMS, FORMS_1D, FORMS_2D
     from .select import annotate
     from .series import build_series
-    from .sources import from_records
+    from .sources import from_records, is_fine_tuned
     from .stability import fit_robust_group
 
     methods = METHODS if method == "both" else (method,)
@@ -121,7 +121,7 @@ def fit_runs(
     from .transfer import fit_transfer, rows_from_records
 
     records = runs.to_dict("records") if hasattr(runs, "to_dict") else list(runs)
-    tuned = [r for r in records if str(r.get("D_F") or "").strip() not in ("", "0", "0.0", "None", "nan")]
+    tuned = [r for r in records if is_fine_tuned(r)]
     if tuned:
         if transfer is not None:
             transfer.extend(fit_transfer(rows_from_records(records), bootstrap=bootstrap, starts=starts, seed=seed))

@@ -12,7 +12,7 @@ from datamodules.atomic import atomic_write_json, atomic_write_text
 from .forms import FORMS
 from .select import aicc_table
 from .series import build_series
-from .sources import from_records
+from .sources import from_records, is_fine_tuned
 
 STYLE = {"paper": "-", "robust": "--"}
 
@@ -134,7 +134,8 @@ def plot_fits(fits: list[dict], points, out_dir) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     axes = tuple(dict.fromkeys(f["axis"] for f in fits))
-    series, _ = build_series(from_records(points), axes)
+    records = points.to_dict("records") if hasattr(points, "to_dict") else list(points)
+    series, _ = build_series(from_records([r for r in records if not is_fine_tuned(r)]), axes)
     colours = {name: f"C{i}" for i, name in enumerate(FORMS)}
     paths = []
     for s in series:

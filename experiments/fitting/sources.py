@@ -81,6 +81,11 @@ def read_csv(path: str | Path) -> list[dict]:
     return runs
 
 
+def is_fine_tuned(record) -> bool:
+    """A run fine-tuned from a pretrained one (D_F > 0): part of a transfer fit, of no scaling series."""
+    return str(record.get("D_F") or "").strip() not in ("", "0", "0.0", "None", "nan")
+
+
 def from_records(records) -> list[dict]:
     """Runs from a pandas DataFrame or an iterable of mappings with the CSV's columns."""
     if hasattr(records, "to_dict"):

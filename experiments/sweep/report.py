@@ -9,6 +9,41 @@ from .spec import SweepSpec
 REPORT_DIR = Path("reports")
 
 
+def labelling_cost(store: str) -> float | None:
+    """Measured seconds per material of a built-in store (its manifest), else None."""
+    import json
+
+    manifest = Path(store) / "manifest.json"
+    return json.loads(manifest.read_text()).get("seconds_per_material") if manifest.exists() else None
+
+
+def transfer_report(spec: SweepSpec, transfer: list, fits: list, out: Path, log=print) -> dict:
+    """The transfer fit of axis T: costs from the two stores' labelling times, into fits.json/fits.md."""
+    from experiments.fitting import write_json, write_markdown
+    from experiments.fitting.transfer import plot_transfer
+
+    expensive, cheap = labelling_cost(spec.dataset.store), labelling_cost(spec.dataset_for("P").store)
+    for rec in transfer:
+        rec["cost_unit"] = "seconds of labelling per material (the stores' measured build times)"
+        rec["cost_expensive"], rec["cost_cheap"] = expensive, cheap
+        for p in rec["points"]:
+            if expensive is not None and p.get("D_T") is not None:
+                p["cost_saved"] = p["D_T"] * expensive - p["D_F"] * (cheap or 0.0)
+        ok = [p for p in rec["points"] if p.get("D_T") is not None]
+        shown = ", ".join(f"D={p['D']} D_F={p['D_F']}: D_T={p['D_T']:.0f}" for p in ok)
+        log(f"[sweep] transfer {rec['model']}: {shown or rec['status']}")
+    figures = [
+        str(plot_transfer(rec, out / "figures" / f"transfer-{rec['model']}.png"))
+        for rec in transfer
+        if "scratch_law" in rec
+    ]
+    return {
+        "json": write_json(fits, out / "fits.json", transfer=transfer),
+        "markdown": write_markdown(fits, out / "fits.md", transfer=transfer),
+        "transfer_figures": figures,
+    }
+
+
 def fit_and_report(spec: SweepSpec, axis: str, tracking_uri: str, method: str = "both", log=print) -> dict:
     """Fit every form along `axis` to the finished runs, write reports/<experiment>/, log it as one run."""
     import mlflow
@@ -19,9 +54,12 @@ def fit_and_report(spec: SweepSpec, axis: str, tracking_uri: str, method: str = 
     runs, skipped = read_mlflow(experiment, tracking_uri)
     for s in skipped:
         log(f"[sweep] fit skips run {s['run_id']}: {s['reason']}")
-    fits = fit_runs(runs, axes=(axis,), method=method, bootstrap=100)
+    transfer: list | None = [] if axis == "T" else None
+    fits = fit_runs(runs, axes=("D",) if axis == "T" else (axis,), method=method, bootstrap=100, transfer=transfer)
     out = REPORT_DIR / experiment
     paths = write_report(fits, runs, out)
+    if transfer:
+        paths.update(transfer_report(spec, transfer, fits, out, log))
     best = best_fits(fits)
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
