@@ -38,7 +38,7 @@ LoadChunk = Callable[[list], Iterable[tuple[str, "Material | RecordError"]]]
 
 def load_published(refs: list[RecordRef]):
     """Loader of the published data: JSON records and HDF5 release groups."""
-    open_h5: dict[str, object] = {}
+    open_h5: dict = {}
     try:
         for ref in refs:
             try:
@@ -163,7 +163,7 @@ def build_store(
     bar = _progress(len(items), done, progress, desc=f"building {out.name}")
     workers = max(1, min(workers or os.cpu_count() or 1, len(pending)))
     if workers == 1:
-        results = map(_build_chunk, pending)
+        results: Iterable[tuple[int, int, int]] = map(_build_chunk, pending)
     else:
         pool = get_context("fork").Pool(workers)
         results = pool.imap_unordered(_build_chunk, pending)
@@ -214,7 +214,10 @@ def _progress(total, done, enabled, desc):
 
 def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int, allow_empty: bool = False) -> dict:
     """Write the index (split, nested train order) and, last, the manifest."""
-    rows, rejected, hashes, seen = [], [], [], {}
+    rows: list = []
+    rejected: list = []
+    hashes: list = []
+    seen: dict = {}
     points = int(plan["grid"]["points"])
     for k in shard_ids:
         meta = json.loads(_shard_path(out, k, "json").read_text())
@@ -246,7 +249,7 @@ def _finalize(out: Path, plan: dict, shard_ids: list[int], split_seed: int, allo
     split = split_by_composition(formulas, split_seed, fixed) if rows else np.zeros(0, np.int8)
     split = np.where(hint >= 0, hint, split).astype(np.int8)
     train_order = subset_order(np.flatnonzero(split == 0), split_seed)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "shard": np.array([k for k, _ in rows], dtype=np.int32),
         "offset": np.array([m["offset"] for _, m in rows], dtype=np.int64),
         "n_atoms": np.array([m["n_atoms"] for _, m in rows], dtype=np.int32),

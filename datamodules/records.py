@@ -133,7 +133,7 @@ def read_json_record(path: str) -> Material:
         raise RecordError(path, f"unreadable file ({err})") from None
     if not isinstance(doc, dict):
         raise RecordError(path, "top level is not a JSON object")
-    data = doc.get("data")
+    data: dict = doc.get("data") or {}
     missing = [k for k in ("structure", "data") if k not in doc]
     if isinstance(data, dict):
         missing += [f"data.{k}" for k in ("mat_id", "drude_freq", "eps_inter_re", "eps_inter_im") if k not in data]
@@ -212,7 +212,7 @@ def read_h5_record(h5, ref: RecordRef, split: str | None) -> Material:
         formula = Composition(Counter(Element.from_Z(int(z)) for z in numbers)).reduced_formula
     except ValueError as err:
         raise RecordError(source, f"atomic_number: {err}") from None
-    mat_id = _text(g["mat_id"]) if "mat_id" in g else ref.key
+    mat_id = _text(g["mat_id"]) if "mat_id" in g else str(ref.key)
     return Material(mat_id, formula, lattice, numbers, cart, eps, float(drude.reshape(())), source, split)
 
 

@@ -41,6 +41,10 @@ class SpectraModule(L.LightningModule):
     """`config` is the resolved training configuration (experiments.training.config.resolve); it is stored
     in every checkpoint, so `SpectraModule.load_from_checkpoint(path)` rebuilds the same model."""
 
+    model: torch.nn.Module
+    means: dict[str, MeanMetric]  # torch ModuleDicts, typed by what they hold
+    per_material: dict[str, CatMetric]
+
     def __init__(self, config: dict):
         super().__init__()
         self.save_hyperparameters()
@@ -51,9 +55,11 @@ class SpectraModule(L.LightningModule):
         self.register_buffer("omega", omega, persistent=False)
         names = ["train_loss", "val_loss", "val_loss_eps", "val_loss_drude", "test_loss"]
         names += [f"test_{m}" for m in METRIC_NAMES]
-        self.means = torch.nn.ModuleDict({n: MeanMetric(nan_strategy="ignore").set_dtype(torch.float64) for n in names})
+        self.means = torch.nn.ModuleDict(  # type: ignore[assignment]
+            {n: MeanMetric(nan_strategy="ignore").set_dtype(torch.float64) for n in names}
+        )
         cat = {n: CatMetric(nan_strategy="disable").set_dtype(torch.float64) for n in ("idx", *METRIC_NAMES)}
-        self.per_material = torch.nn.ModuleDict(cat)
+        self.per_material = torch.nn.ModuleDict(cat)  # type: ignore[assignment]
         self.test_table: dict = {}
         self._train_sum, self._train_n = 0.0, 0  # this epoch's sum of loss x materials, and materials
         self.__dict__["_compiled"] = None  # set by setup("fit") when the recipe compiles
@@ -65,7 +71,7 @@ class SpectraModule(L.LightningModule):
     def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """eps (G, P, 2) [Re, Im] and drude (G,), in float32 also under bf16 autocast."""
         model = self.model if self._compiled is None else self._compiled
-        eps, drude = model(batch)
+        eps, drude = model(batch)  # type: ignore[operator]  # a Module (or its compiled wrapper)
         return eps.float(), drude.float()
 
     def setup(self, stage: str) -> None:
@@ -84,9 +90,10 @@ class SpectraModule(L.LightningModule):
         loss, parts = joint_loss(eps, drude, batch.y_eps, batch.y_drude, w_spectral=r.w_spectral, w_drude=r.w_drude)
         return loss, parts, (eps, drude)
 
-    def _log_mean(self, name: str, values: torch.Tensor, weight: int | None = None) -> None:
+    def _log_mean(self, name: str, values: torch.Tensor | float, weight: int | None = None) -> None:
         """Accumulate per-material values (or a batch mean with weight = its materials) for the epoch."""
         metric = self.means[name]
+        values = torch.as_tensor(values)
         if weight is None:
             metric.update(values.detach().double())
         else:
@@ -110,7 +117,9 @@ class SpectraModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._flush_train_loss()  # where the last batch went unnoticed
-        lr = torch.tensor(float(self.optimizers().param_groups[0]["lr"]), dtype=torch.float64, device=self.device)
+        opt = self.optimizers()
+        assert not isinstance(opt, list)  # one optimiser (configure_optimizers)
+        lr = torch.tensor(float(opt.param_groups[0]["lr"]), dtype=torch.float64, device=self.device)
         self.log("lr", lr, on_step=False, on_epoch=True, sync_dist=True)  # identical on every rank
 
     def on_validation_epoch_start(self) -> None:

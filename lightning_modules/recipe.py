@@ -35,7 +35,7 @@ class ModuleRecipe:
     def from_config(cls, config: dict) -> ModuleRecipe:
         """The typed fields of a resolved configuration (other keys are ignored; None = the default)."""
         casts = {"int": int, "float": float, "str": str, "bool": bool}
-        values = {}
+        values: dict = {}
         for f in dataclasses.fields(cls):
             value = config.get(f.name)
             if value is None:

@@ -87,14 +87,16 @@ def mesh_for(lattice: np.ndarray, k_spacing: float) -> tuple[int, int, int]:
     lengths = np.linalg.norm(recip, axis=1)
     skew = np.prod(lengths) / abs(np.linalg.det(recip))  # >= 1, equal for orthogonal cells
     spacing = k_spacing * skew ** (1 / 3)
-    return tuple(int(max(1, np.ceil(b / spacing - 1e-9))) for b in lengths)
+    n1, n2, n3 = (int(max(1, np.ceil(b / spacing - 1e-9))) for b in lengths)
+    return n1, n2, n3
 
 
 def point_operations(lattice, frac, numbers) -> np.ndarray:
     """Rotations (on fractional coordinates) of the crystal's space group (spglib, symprec 1e-5 Å)."""
     import spglib
 
-    sym = spglib.get_symmetry((lattice, frac, np.asarray(numbers, dtype=np.int64)), symprec=1e-5)
+    cell = (lattice, frac, np.asarray(numbers, dtype=np.int64))
+    sym = spglib.get_symmetry(cell, symprec=1e-5)  # type: ignore[arg-type]  # spglib takes arrays
     return np.eye(3, dtype=np.int64)[None] if sym is None else np.unique(sym["rotations"], axis=0)
 
 
@@ -193,7 +195,7 @@ def _bands(model: TBModel, k: np.ndarray, curvature: bool):
     n = model.n_orbitals
     iu, ju = np.triu_indices(n, 1)
     batch = max(1, int(K_BATCH_ELEMENTS // (n * n)))
-    out = {"e": [], "S": [], "P": [], "C": []}
+    out: dict[str, list] = {"e": [], "S": [], "P": [], "C": []}
     for s in range(0, k.shape[0], batch):
         H = model.hamiltonian(k[s : s + batch], derivatives=2 if curvature else 1)
         e, U = np.linalg.eigh(H[0])

@@ -114,6 +114,7 @@ def species(z: int) -> Species:
     eps_s = _level(table, n_s, "s")
     if eps_s is None:  # Pd: interpolate the period's neighbours
         eps_s = 0.5 * (species(z - 1).onsite[0] + species(z + 1).onsite[0])
+    eps_s = float(eps_s)
     eps_p = _level(table, n_s, "p")
     if eps_p is None:
         eps_p = eps_s + KAPPA_SP * abs(eps_s)
@@ -122,7 +123,7 @@ def species(z: int) -> Species:
     onsite: tuple[float, ...] = (eps_s, eps_p)
     if has_d:
         valence += sum(c for n, l, c in config if n == n_s - 1 and l == "d")
-        eps_d = _level(table, n_s - 1, "d") + D_SHIFT.get(sym, 0.0)
+        eps_d = float(_level(table, n_s - 1, "d") or 0.0) + D_SHIFT.get(sym, 0.0)  # every d metal has it
         onsite = (eps_s, eps_p, eps_d)
     radius = el.metallic_radius if sym not in ("H",) and _has_metallic(el) else el.atomic_radius
     if radius is None:

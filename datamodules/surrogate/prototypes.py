@@ -35,7 +35,7 @@ def _ring_perms(pattern: str) -> list[dict]:
     maps = []
     for op in ops:
         new = "".join(pattern[op[i]] for i in range(4))
-        m = {}
+        m: dict = {}
         if all(m.setdefault(a, b) == b for a, b in zip(pattern, new, strict=True)) and len(set(m.values())) == len(m):
             maps.append(m)
     return maps
@@ -142,7 +142,8 @@ def draw_specs(n: int, seed: int, pool: tuple[str, ...] = METALS, max_tries: int
     w = w / w.sum()
     pool = tuple(pool)
     radius = {e: species(Element(e).Z).radius for e in pool}
-    seen, out = set(), []
+    seen: set = set()
+    out: list = []
     tries, limit = 0, max_tries or 100 * n + 1000
     while len(out) < n:
         if tries >= limit:

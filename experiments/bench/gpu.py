@@ -49,7 +49,7 @@ def _worker(job: dict, env=None) -> subprocess.Popen:
 def _results(proc: subprocess.Popen, timeout: float | None = None) -> list[dict]:
     """The JSON lines a worker printed; past `timeout` it is killed and what it printed is kept."""
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
     reader.start()
     reader.join(timeout)
     if reader.is_alive():
@@ -68,7 +68,7 @@ def loading(data: str, batch_size: int, cuda: bool) -> dict:
 
     store = GraphStore(data)
     items = [StoreDataset(store, np.resize(store.indices("train"), batch_size))[k] for k in range(batch_size)]
-    out = {"batch_size": batch_size}
+    out: dict[str, float] = {"batch_size": batch_size}
     for name, triplets in (("2b", False), ("3b", True)):
         collate = Collate(triplets, float(store.manifest["threebody_cutoff"]))
         t0 = time.perf_counter()
@@ -179,8 +179,8 @@ def bench_gpu(
             base.setdefault(key, total if k == 1 else float("nan"))
             report["packed"].append({**cfg, "K": k, "processes_measured": len(rates), "graphs_per_s": total,
                                      "gain": total / base[key] if base[key] else None})  # fmt: skip
-        rates = ", ".join(f"{r['graphs_per_s']:.0f}" for r in report["packed"][-len(pack_cfgs) :])
-        log(f"[bench gpu] packed K={k}: {rates} graphs/s")
+        shown = ", ".join(f"{r['graphs_per_s']:.0f}" for r in report["packed"][-len(pack_cfgs) :])
+        log(f"[bench gpu] packed K={k}: {shown} graphs/s")
         atomic_write_json(out, report)  # what is measured so far survives a kill
     fcntl.flock(held, fcntl.LOCK_UN)
     held.close()

@@ -126,7 +126,7 @@ def run(
     bad = [m for m in models if m not in MODEL_NAMES]
     if bad:
         raise ValueError(f"unknown models {bad}; choose from {', '.join(MODEL_NAMES)}")
-    figures = {
+    figures: dict = {
         "machine": {
             "cores": os.cpu_count(),
             "load_average_at_start": list(os.getloadavg()),

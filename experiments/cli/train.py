@@ -88,7 +88,7 @@ def cmd_train(args) -> int:
     cfg = load_config(overrides, args.config)
     tags = parse_assignments(args.tag)
     result = train(cfg, tracking_uri=args.tracking_uri, experiment=args.experiment, tags=tags)
-    if rank_zero_only.rank != 0:
+    if getattr(rank_zero_only, "rank", 0) != 0:
         return 0
     if result["status"] == "skipped":
         print(f"grid point {result['run_key']} already finished in MLflow run {result['run_id']}: skipped")

@@ -75,7 +75,7 @@ def material_cost(store: str | None, flag: float | None) -> dict:
 
 def mlflow_store(experiment: str, tracking_uri: str | None = None) -> str | None:
     """The `data` param of the experiment's FINISHED runs (the most common one), else None."""
-    from experiments import tracking
+    from experiments.stores import tracking
 
     client = tracking.client_for(tracking_uri or tracking.default_tracking_uri())
     exp = client.get_experiment_by_name(experiment)

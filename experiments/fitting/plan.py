@@ -80,7 +80,7 @@ def x_for_target(fit: dict, target: float) -> dict:
         "reachable": x is not None,
         "x_needed": x,
         "x_needed_ci95": _interval(xs) if x is not None else None,
-        "reachable_share": float(np.mean(np.isfinite(xs))) if xs else None,
+        "reachable_share": float(np.mean(np.isfinite(np.asarray(xs, float)))) if xs else None,
         "floor": floor_of(form, fit["params"], hi),
         "floor_ci95": _interval([floor_of(form, p, hi) for p in reps]),
     }

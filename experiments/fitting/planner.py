@@ -150,7 +150,7 @@ def plan_nd(model: str, law: dict, target: float, throughput, cost_per_material,
 def _costs(entry: dict, law: dict, throughput, cost_per_material) -> dict:
     x, ci = entry["x_needed"], entry["x_needed_ci95"] or [None, None]
     have = law["x_range"][1]
-    out = {"materials_to_compute": None}
+    out: dict = {"materials_to_compute": None}
     out.update(materials_to_compute_ci95=None, dft_core_hours=None, dft_core_hours_ci95=None)
     out.update(train_hours=None, train_hours_ci95=None, graphs_per_s=None, epochs=None)
     more = (lambda v: None if v is None else max(v - have, 0.0)) if entry["axis"] == "D" else (lambda v: None)
@@ -218,7 +218,9 @@ def plan_fits(
         lows = [c["x_needed_ci95"][0] for c in entry["candidates"] if c["x_needed_ci95"]]
         highs = [c["x_needed_ci95"][1] if c["x_needed_ci95"] else None for c in entry["candidates"]]
         entry["x_needed_ci95_across_forms"] = (
-            [min(lows), None if None in highs else max(highs)] if lows and entry["candidates"] else None
+            [min(lows), None if None in highs else max(h for h in highs if h is not None)]
+            if lows and entry["candidates"]
+            else None
         )
         entry.update(_costs(entry, law, throughput, cost_per_material))
         entry.update(cost)

@@ -32,7 +32,7 @@ def make_run(model, D, N, seed, val_loss) -> dict:
     """One validated run; raises ValueError("column: why")."""
     if model is None or str(model).strip() == "":
         raise ValueError("model: empty")
-    run = {"model": str(model).strip()}
+    run: dict = {"model": str(model).strip()}
     for col, fn in (("D", lambda v: _count(v, "D")), ("N", lambda v: _count(v, "N")), ("val_loss", _loss)):
         raw = {"D": D, "N": N, "val_loss": val_loss}[col]
         try:

@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
         result = run_trial(trial, payload["overrides"], payload["tracking_uri"], spec.experiment)
     except optuna.TrialPruned:
         return PRUNED_EXIT
-    if rank_zero_only.rank == 0:
+    if getattr(rank_zero_only, "rank", 0) == 0:
         atomic_write_json(out, result)
     return 0
 

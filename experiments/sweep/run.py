@@ -110,7 +110,7 @@ def run_sweep(
     if slurm is not None:
         return _run_on_slurm(spec, axis, store, storage, tracking_uri, extra_args, fit, log, dict(slurm))
     slots = plan_slots(points, spec.recipe, workers, pack)
-    where = "CPU" if slots[0].device is None else "GPU " + ",".join(sorted({s.device for s in slots}))
+    where = "CPU" if slots[0].device is None else "GPU " + ",".join(sorted({str(s.device) for s in slots}))
     log(
         f"[sweep] {spec.name} along {axis}: {len(points)} points, {len(slots)} worker(s) on {where}, "
         f"{slots[0].threads} thread(s) each; Optuna {storage}"
@@ -185,7 +185,7 @@ def check_runs(spec: SweepSpec, axis: str, tracking_uri: str) -> dict:
 
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(spec.experiment(axis))
-    runs = []
+    runs: list = []
     if exp is not None:
         runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=50000)
     counts: dict[str, int] = {}

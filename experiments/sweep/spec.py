@@ -156,7 +156,7 @@ def check(doc: dict, where: str, default_name: str) -> SweepSpec:
     sc.check_recipe(doc.get("recipe"), where, RESERVED, "sweep")
     seeds = sc.int_list(doc["seeds"], where, "seeds", minimum=0) if "seeds" in doc else [1]
     return SweepSpec(
-        name=sc.text(doc.get("name", default_name), where, "name"),
+        name=str(sc.text(doc.get("name", default_name), where, "name")),
         dataset=dataset,
         recipe=dict(doc.get("recipe") or {}),
         seeds=seeds,

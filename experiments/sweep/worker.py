@@ -101,7 +101,7 @@ class Worker:
         pid = trial.suggest_categorical("point", list(self.points))
         done = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if point_of(t) == pid]
         if done:  # finished by an earlier trial (e.g. a queued retry that raced with the first one)
-            return float(done[0].value)
+            return float(done[0].value or 0.0)  # a COMPLETE trial has its value
         holder = _holder(self.study, trial, pid)
         if holder is not None:
             self.report.yielded.append(pid)

@@ -46,7 +46,7 @@ def checkpoint_callbacks(workdir: Path) -> tuple[ModelCheckpoint, ModelCheckpoin
     a top-k checkpoint is saved too, i.e. only on improvement, so a resume would repeat every
     epoch since the best one. The best callback comes first: last.ckpt then holds its updated state.
     """
-    common = dict(dirpath=workdir, save_top_k=1, enable_version_counter=False)
+    common: dict = dict(dirpath=workdir, save_top_k=1, enable_version_counter=False)
     best = ModelCheckpoint(filename="best", monitor="val_loss", mode="min", **common)
     last = ModelCheckpoint(filename="last", monitor=None, every_n_epochs=1, **common)
     return best, last

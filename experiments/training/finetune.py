@@ -138,7 +138,7 @@ def freeze(model, what: str) -> list[str]:
             frozen.append(name)
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not f"{name}.".startswith(keep):
-            module.train = functools.partial(_always_eval, module)  # Lightning switches train() per epoch
+            module.train = functools.partial(_always_eval, module)  # type: ignore[method-assign]  # Lightning switches train() per epoch
             module.eval()
     return frozen
 

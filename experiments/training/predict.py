@@ -42,7 +42,7 @@ def read_structure(path: str):
     errors = []
     for fmt in formats:
         try:
-            structures = [Structure.from_str(text, fmt=fmt)]
+            structures = [Structure.from_str(text, fmt=fmt)]  # type: ignore[arg-type]  # 'cif' or 'poscar'
             break
         except Exception as err:  # pymatgen raises many kinds on malformed input
             errors.append(f"{fmt}: {type(err).__name__}: {err}".strip()[:200])

@@ -126,7 +126,7 @@ def _prepare_rank0(client, exp_id: str, resolved: dict, workdir: Path, tags: dic
     if run_id in live and last.exists():
         client.update_run(run_id, status="RUNNING")
         client.set_tag(run_id, tracking.STATUS_TAG, "running")
-        tracking.note_environment_change(client, run_id, env)
+        tracking.note_environment_change(client, str(run_id), env)
         return run_id, str(last), True
     for orphan in live:  # unfinished runs without a checkpoint to continue from: nothing to keep
         client.delete_run(orphan)
@@ -185,7 +185,7 @@ def train(
     resolved["workdir"] = str(workdir)  # not part of the key
     uri = tracking_uri or tracking.default_tracking_uri()
     world = int(cfg.devices)  # batch_size divides by it: checked by load_config/resolve
-    rank0 = rank_zero_only.rank == 0
+    rank0 = getattr(rank_zero_only, "rank", 0) == 0  # set by Lightning at import
 
     lock, logger, run_id, ckpt, resumed, client = None, False, None, None, False, None
     if rank0:
@@ -216,7 +216,9 @@ def train(
         with torch_threads(resolved["threads"]):
             return _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, client, run_id, resumed)
     except BaseException as err:
-        if rank0:  # a pruned trial (a callback raised optuna.TrialPruned) is a deliberate, final stop
+        if (
+            rank0 and client is not None
+        ):  # a pruned trial (a callback raised optuna.TrialPruned) is a deliberate, final stop
             pruned = _is_pruned(err)
             client.set_tag(run_id, tracking.STATUS_TAG, "pruned" if pruned else "interrupted")
             client.set_terminated(run_id, "KILLED" if pruned else "FAILED")
@@ -275,7 +277,7 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
     if trainer.global_rank != 0:
         return {"run_key": resolved["run_key"], "status": "worker"}
     best_epoch = int(torch.load(best_path, map_location="cpu", weights_only=False, mmap=True)["epoch"])
-    best = float(checkpoint.best_model_score)
+    best = float(checkpoint.best_model_score)  # type: ignore[arg-type]  # set: best.ckpt exists
     client.log_metric(run_id, "best_val_loss", best, step=best_epoch)
     client.log_metric(run_id, "best_epoch", best_epoch, step=best_epoch)
     client.log_artifact(run_id, str(workdir / "config.yaml"))

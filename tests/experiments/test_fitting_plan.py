@@ -153,7 +153,11 @@ def test_plan_cli_contract_with_a_csv(tmp_path, draw_runs, capsys):
     assert isinstance(plan, list) and [(e["model"], e["axis"]) for e in plan] == [("m", "D"), ("m", "N")]
     for e in plan:
         assert {"model", "axis", "law", "target_loss", "reachable", "x_needed", "x_needed_ci95"} <= set(e)
-        assert e["law"] in ("power", "power_floor") and e["target_loss"] == pytest.approx(target, rel=1e-9) and e["reachable"] is True
+        assert (
+            e["law"] in ("power", "power_floor")
+            and e["target_loss"] == pytest.approx(target, rel=1e-9)
+            and e["reachable"] is True
+        )
         lo, hi = e["x_needed_ci95"]
         assert lo <= e["x_needed"] <= hi
     d = plan[0]
@@ -248,7 +252,7 @@ def test_dft_core_hours_of_a_record_by_hand():
 
 
 def test_fixed_steps_epochs_by_hand():
-    from experiments.config import epochs_for_steps
+    from experiments.training.config import epochs_for_steps
 
     # quick recipe, batch 64: D = 100 takes 2 steps an epoch, D = 3200 takes 50
     assert [epochs_for_steps(2000, d, 64, 1) for d in (100, 3200)] == [1000, 40]
