@@ -263,3 +263,21 @@ def test_training_on_a_damaged_store_fails_naming_the_shard(tiny_config, store20
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     with pytest.raises(StoreError, match=r"shard-00001\.bin does not match its record"):
         train(tiny_config(store, tmp_path / "work"), tracking_uri=uri, experiment="damaged")
+
+
+def test_a_fixed_steps_recipe_takes_the_same_optimiser_steps_at_every_D(tiny_config, store201, tmp_path):
+    """max_steps: 6 optimiser steps at D = 8 (1 batch of 8 per epoch: 6 epochs) and at D = 32 (4 batches
+    per epoch: 2 epochs, the last cut short); its run keys differ from the fixed-epochs ones."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    steps, keys = {}, set()
+    for D in (8, 32):
+        cfg = load_config(tiny_config(store201, tmp_path / f"w{D}", D=D, width=8, max_steps=6))
+        resolved = resolve(cfg)
+        assert resolved["epochs"] == {8: 6, 32: 2}[D]  # by hand: ceil(6 / ceil(D / 8))
+        result = train(cfg, tracking_uri=uri, experiment="steps")
+        ckpt = torch.load(Path(resolved["workdir"]) / "last.ckpt", map_location="cpu", weights_only=False)
+        steps[D] = ckpt["global_step"]
+        keys.add(result["run_key"])
+        keys.add(resolve(load_config(tiny_config(store201, tmp_path / f"e{D}", D=D, width=8)))["run_key"])
+    assert steps == {8: 6, 32: 6}
+    assert len(keys) == 4  # fixed-steps and fixed-epochs points never share a key
