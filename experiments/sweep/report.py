@@ -82,4 +82,7 @@ def fit_and_report(spec: SweepSpec, axis: str, tracking_uri: str, method: str = 
                 client.log_metric(run_id, f"{f['model']}.{f['method']}.{f['form']}.{name}", float(value))
     client.set_terminated(run_id, "FINISHED")
     log(f"[sweep] fitted {len(fits)} laws to {len(runs)} runs; report in {out}/ (fits.md, fits.json, figures/)")
+    from experiments.fitting.report import public
+
+    best = [public(f) for f in best]  # JSON-ready: no per-replicate arrays (`sweep --json`)
     return {"dir": str(out), "markdown": str(paths["markdown"]), "best": best, "mlflow_run_id": run_id}
