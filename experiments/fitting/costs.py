@@ -6,7 +6,8 @@
   over its materials of (parameters.conv_time + nscf_time) * ncores / 3600, kept by the importer in
   the manifest under `dft_core_hours` (mean, median, total, how many records were timed);
 - "surrogate": the built-in surrogate's store states its measured generation time per material
-  (`seconds_per_material`, anywhere in its manifest); core-hours = seconds / 3600;
+  (`seconds_per_material`, anywhere in its manifest, wall seconds with `cost_workers` processes);
+  core-hours = seconds x processes / 3600;
 - null: none of these (or the store could not be found); `cost_note` says why.
 
 The store of a sweep is `--data STORE`, else the `data` param its finished runs logged (train
@@ -61,8 +62,10 @@ def material_cost(store: str | None, flag: float | None) -> dict:
         note = f"mean over {timed.get('n_timed')} of {timed.get('n_materials')} materials with timing"
         return {**out, "cost_per_material_core_hours": records, "cost_source": "records", "cost_note": note}
     seconds = _positive(_find_key(doc, "seconds_per_material"))
-    if seconds is not None:
-        note = f"surrogate generation: {seconds:.4g} s per material"
+    if seconds is not None:  # wall seconds of a build with `cost_workers` processes: core-seconds scale with them
+        workers = _positive(_find_key(doc, "cost_workers")) or 1
+        note = f"surrogate generation: {seconds:.4g} s per material (wall) x {workers:g} process(es)"
+        seconds *= workers
         return {
             **out,
             "cost_per_material_core_hours": seconds / SECONDS_PER_HOUR,
