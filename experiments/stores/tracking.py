@@ -9,6 +9,7 @@ lives in `run_logger` and is imported on first use.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from . import sqlite_store
@@ -130,4 +131,15 @@ def log_training_input(client, run_id: str, resolved: dict) -> None:
     held = client.get_run(run_id).inputs.dataset_inputs
     if any((i.dataset.name, i.dataset.digest) == (dataset.name, dataset.digest) for i in held):
         return
-    client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])])
+    inputs = [DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])]
+    # Runs of the same D log the same dataset: two at once on a server (PostgreSQL) race to insert it
+    # and one fails on the unique (experiment, name, digest) row; the next try finds it and links it.
+    for attempt in range(4):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except Exception as err:  # noqa: BLE001  (MlflowException or the server's HTTP error)
+            if attempt == 3:
+                print(f"[train] the training subset was not recorded as the run's input: {err}", flush=True)
+                return
+            time.sleep(0.5 * (attempt + 1))
