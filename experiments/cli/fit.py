@@ -50,6 +50,20 @@ def register(cli) -> None:
         help="DFT core-hours per material (default: from the store: the records' timing or the surrogate's)",
     )
     p.add_argument("--data", metavar="STORE", help="the sweep's store (default: the `data` param of its runs)")
+    p.add_argument(
+        "--transfer-experiment",
+        metavar="NAME",
+        help="MLflow experiment with fine-tuned runs (default: those of --experiment, if any): their transfer"
+        " law gives the expensive materials needed after cheap pretraining",
+    )
+    p.add_argument(
+        "--pretrain-D",
+        metavar="N[,N]",
+        default="",
+        help="pretraining sizes D_F to plan for, besides the fitted ones (outside them: extrapolated)",
+    )
+    p.add_argument("--cheap-data", metavar="STORE", help="the store of the cheap labels (cost per cheap material)")
+    p.add_argument("--cost-per-cheap-material", type=float, metavar="H", help="core-hours per cheap material")
     p.add_argument("--forms", default=None, help="comma-separated subset of the forms (default: all)")
     p.add_argument("--bootstrap", type=int, default=200, metavar="K", help="bootstrap replicates")
     p.add_argument("--starts", type=int, default=32, metavar="K", help="starting points")
@@ -159,6 +173,7 @@ def cmd_plan(args) -> int:
     from experiments.fitting.plan import choose_law, series_groups
     from experiments.fitting.plan_report import plot_plan, summary_line, write_plan_markdown
     from experiments.fitting.planner import plan_fits, read_csv_throughput, read_mlflow_throughput
+    from experiments.fitting.transfer import fit_transfer, rows_from_records
 
     if args.bootstrap < 2 or args.starts < 1:
         raise ValueError("--bootstrap must be >= 2 and --starts >= 1")
@@ -180,10 +195,31 @@ def cmd_plan(args) -> int:
         raise ValueError(f"{source}: no usable runs")
     cost = material_cost(store, args.cost_per_material)
     forms = [f.strip() for f in args.forms.split(",")] if args.forms else None
-    fits = fit_runs(runs, "all", "robust", forms, starts=args.starts, bootstrap=args.bootstrap, seed=args.seed)
-    entries = plan_fits(fits, args.target_loss, rates, cost=cost)
+    pretrain_D = _counts(args.pretrain_D, "--pretrain-D")
+    transfer: list[dict] = []
+    if args.transfer_experiment:
+        tuned, _ = read_mlflow(args.transfer_experiment, args.tracking_uri)
+        transfer = fit_transfer(rows_from_records(tuned), bootstrap=args.bootstrap, starts=args.starts, seed=args.seed)
+    fits = fit_runs(
+        runs,
+        "all",
+        "robust",
+        forms,
+        starts=args.starts,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        transfer=None if args.transfer_experiment else transfer,
+    )
+    cheap = material_cost(args.cheap_data, args.cost_per_cheap_material) if transfer else None
+    entries = plan_fits(
+        fits, args.target_loss, rates, cost=cost, transfer=transfer, pretrain_D=pretrain_D, cheap_cost=cheap
+    )
     print(f"{source}: {len(runs)} runs; {len(entries)} laws; target loss {args.target_loss:.4g}")
     print(f"  cost per material: {cost['cost_per_material_core_hours']} core-hours (source: {cost['cost_source']})")
+    for rec in transfer:
+        print(f"  transfer {rec['model']}: " + ("law D_T = k D_F^a D^b" if rec.get("law") else rec["status"]))
+    if cheap is not None:
+        print(f"  cost per cheap material: {cheap['cost_per_material_core_hours']} core-hours ({cheap['cost_source']})")
     for e in entries:
         print("  " + summary_line(e))
     atomic_write_json(args.json, entries)
@@ -194,3 +230,13 @@ def cmd_plan(args) -> int:
         laws = {k: choose_law(g) for k, g in series_groups(fits).items()}
         print(f"wrote {plot_plan([e for e in entries if e['axis'] != 'ND'], laws, runs, args.plot)}")
     return 0
+
+
+def _counts(text: str, flag: str) -> list[int]:
+    """Positive whole numbers from "a,b,c" (empty: none); one clear line otherwise."""
+    out = []
+    for part in filter(None, (t.strip() for t in text.split(","))):
+        if not part.isdigit() or int(part) < 1:
+            raise ValueError(f"{flag}: {part!r} is not a positive whole number")
+        out.append(int(part))
+    return out

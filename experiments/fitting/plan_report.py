@@ -10,6 +10,7 @@ from datamodules.atomic import atomic_write_text
 
 from .forms import FORMS
 from .plan import replicate_params
+from .plan_transfer import markdown_lines as pretraining_lines
 
 
 def _g(v) -> str:
@@ -30,7 +31,14 @@ def summary_line(e: dict) -> str:
             f"cheapest N {_g(e['N_needed'])} {_ci(e['N_needed_ci95'])}, D {_g(e['D_needed'])} {_ci(e['D_needed_ci95'])}"
             f" (by {e['objective']})"
         )
-    return head + f"{e['axis']} needed {_g(e['x_needed'])} {_ci(e['x_needed_ci95'])}"
+    line = head + f"{e['axis']} needed {_g(e['x_needed'])} {_ci(e['x_needed_ci95'])}"
+    for r in e.get("with_pretraining") or []:
+        bound = "≤ " if r["bound"] == "at most" else ""
+        extra = " (extrapolated)" if r["extrapolated"] else ""
+        line += (
+            f"; after {r['D_F']:.4g} cheap: {bound}{_g(r['expensive_needed'])} {_ci(r['expensive_needed_ci95'])}{extra}"
+        )
+    return line
 
 
 def _nd_lines(e: dict) -> list[str]:
@@ -78,6 +86,7 @@ def plan_markdown(entries: list[dict]) -> str:
                 f"; DFT core-hours: {_g(e['dft_core_hours'])} {_ci(e['dft_core_hours_ci95'])}"
             )
         lines.append(f"- training hours per run: {_g(e['train_hours'])} {_ci(e['train_hours_ci95'])}")
+        lines += pretraining_lines(e.get("with_pretraining") or [])
         if e["diagnosis"]:
             lines += [
                 "",

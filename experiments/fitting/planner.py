@@ -24,6 +24,7 @@ import numpy as np
 
 from .plan import choose_law, diagnose, is_grid, series_groups, x_for_target
 from .plan2d import cheapest_for_target
+from .plan_transfer import with_pretraining
 from .select import CANDIDATE_SHARE, break_outside
 
 SECONDS_PER_HOUR = 3600.0
@@ -179,10 +180,20 @@ def _costs(entry: dict, law: dict, throughput, cost_per_material) -> dict:
 
 
 def plan_fits(
-    fits: list[dict], target: float, throughput=(), cost_per_material: float | None = None, cost: dict | None = None
+    fits: list[dict],
+    target: float,
+    throughput=(),
+    cost_per_material: float | None = None,
+    cost: dict | None = None,
+    transfer: list[dict] | None = None,
+    pretrain_D=(),
+    cheap_cost: dict | None = None,
 ) -> list[dict]:
     """The plan entries of robust `fits` (with their replicates) for the target loss. `cost`: the
-    cost fields of costs.material_cost (default: from `cost_per_material`, source "flag" or null)."""
+    cost fields of costs.material_cost (default: from `cost_per_material`, source "flag" or null).
+    `transfer`: records of fitting.transfer; a D entry of a model with a transfer law then lists the
+    expensive materials needed after pretraining on each fitted D_F and each of `pretrain_D`
+    (plan_transfer.py), the cheap ones costed by `cheap_cost` (material_cost of the cheap store)."""
     if not (isinstance(target, int | float) and math.isfinite(target) and target > 0):
         raise ValueError(f"--target-loss must be a positive number, got {target!r}")
     if cost_per_material is not None and not (math.isfinite(cost_per_material) and cost_per_material >= 0):
@@ -224,6 +235,13 @@ def plan_fits(
         )
         entry.update(_costs(entry, law, throughput, cost_per_material))
         entry.update(cost)
+        rec = next((r for r in transfer or () if r["model"] == model and r.get("law")), None)
+        if axis == "D" and rec is not None:
+            cheap = (cheap_cost or {}).get("cost_per_material_core_hours")
+            entry["transfer_law"] = {k: v for k, v in rec["law"].items()}
+            entry["cheap_cost_per_material_core_hours"] = cheap
+            entry["cheap_cost_source"] = (cheap_cost or {}).get("cost_source")
+            entry["with_pretraining"] = with_pretraining(entry, law, rec, pretrain_D, cheap)
         model_laws = {a: laws.get((model, a)) for a in ("D", "N", "ND")}
         fixed = next(iter(law["fixed"].values()))
         pts = sorted({(fixed, x) if axis == "D" else (x, fixed) for x in _cells(law)})

@@ -25,7 +25,7 @@ def public(fit: dict) -> dict:
 def write_json(fits: list[dict], path, transfer: list[dict] | None = None) -> Path:
     """fits.json: the list of fits; with transfer records, {"fits": [...], "transfer": [...]}."""
     body = [public(f) for f in fits]
-    atomic_write_json(path, {"fits": body, "transfer": transfer} if transfer else body)
+    atomic_write_json(path, {"fits": body, "transfer": [public(t) for t in transfer]} if transfer else body)
     return Path(path)
 
 

@@ -183,6 +183,7 @@ def fit_transfer(rows, bootstrap=200, starts=16, seed=0, cost_expensive=None, co
         laws = [r[3] for r in reps if r[3] is not None]
         rec["law"] = {**law, **{f"{k}_ci95": _ci([w[k] for w in laws]) for k in ("k", "a", "b")}}
         rec["law"]["n_points"] = len(points) - len(rec["excluded"])
+        rec["_law_reps"] = laws  # for plan's intervals; private: not written to fits.json
     return records
 
 

@@ -18,6 +18,7 @@ LIGHTNING_INFO = (
     "💡 Tip: For seamless cloud logging",  # an advertisement for LitLogger / lightning.ai
     "Loading `train_dataloader` to estimate number of stepping batches.",
     "`Trainer.fit` stopped: `max_epochs=",  # the epoch lines already count to max_epochs
+    "`Trainer.fit` stopped: `max_steps=",  # a fixed-steps recipe: its epochs are those that hold the steps
     "Restoring states from the checkpoint path at ",
     "Loaded model weights from the checkpoint at ",
     "Restored all states from the checkpoint at ",

@@ -256,3 +256,30 @@ def test_fixed_steps_epochs_by_hand():
 
     # quick recipe, batch 64: D = 100 takes 2 steps an epoch, D = 3200 takes 50
     assert [epochs_for_steps(2000, d, 64, 1) for d in (100, 3200)] == [1000, 40]
+
+
+def test_plan_costs_dft_from_the_records_of_the_runs_store(tmp_path, samples_dir, mlflow_rows, capsys):
+    """End to end: the two published records imported into a store, runs whose `data` param names it,
+    `plan --experiment` with no cost flag: the cost per material is the records' own timing, worked
+    out here from their raw fields ((conv_time + nscf_time) * ncores / 3600, mean over the records)."""
+    store = tmp_path / "store"
+    assert main(["data", "import", str(samples_dir), "--out", str(store)]) == 0
+    hours = []
+    for f in sorted(samples_dir.glob("*.json")):
+        p = json.loads(f.read_text())["parameters"]
+        hours.append((p["conv_time"] + p["nscf_time"]) * p["ncores"] / 3600)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    rows = []
+    for d in (2500, 5000, 10000, 20000, 40000):
+        for s, f in ((1, 1.0), (2, 1.01)):
+            p = {"model": "2b-tc", "n_parameters": 1288483, "D": d, "seed": s, "epochs": 100, "data": str(store)}
+            rows.append((p, {"best_val_loss": f * (1e4 / d) ** 0.3}, "FINISHED"))
+    mlflow_rows(uri, "dft", rows, tmp_path)
+    out = tmp_path / "plan.json"
+    argv = ["plan", "--experiment", "dft", "--tracking-uri", uri, "--target-loss", "0.5", "--json", str(out)]
+    assert main(argv + ["--forms", "power", "--bootstrap", "10", "--starts", "2"]) == 0
+    (e,) = json.loads(out.read_text())
+    assert e["cost_source"] == "records" and e["cost_store"] == str(store)
+    assert e["cost_per_material_core_hours"] == pytest.approx(np.mean(hours), rel=1e-6)
+    assert e["dft_core_hours"] == pytest.approx(np.mean(hours) * (e["x_needed"] - 40000), rel=1e-6)
+    assert "(source: records)" in capsys.readouterr().out
