@@ -49,6 +49,24 @@ def register(cli) -> None:
     p.add_argument("--packs", default=None, help="comma-separated K of the packed runs (default 1,2,4,8)")
     p.set_defaults(func=cmd_bench_gpu)
 
+    p = cli.command("points", "fixed cost per sweep point: subprocess, forked, resident; skip times", BENCH)
+    p.add_argument("--data", required=True, help="a store to train the tiny points on")
+    p.add_argument("--json", required=True, metavar="OUT", help="where to write the figures")
+    p.add_argument("--points", type=int, default=4, help="points per mode (each then skipped once)")
+    p.add_argument("--D", type=int, default=64, help="training materials per point")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per point")
+    p.add_argument("--modes", default="subprocess,forked,resident", help="comma-separated subset")
+    p.set_defaults(func=cmd_bench_points)
+
+
+def cmd_bench_points(args) -> int:
+    from experiments.bench.points import run
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    run(args.data, args.json, args.points, args.D, args.threads, modes)
+    print(f"[bench points] figures in {args.json}")
+    return 0
+
 
 def cmd_bench_gpu(args) -> int:
     from experiments.bench.gpu import bench_gpu

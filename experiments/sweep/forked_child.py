@@ -37,16 +37,23 @@ if CUDA_LOADED_BY is None and _cuda_driver_loaded():
     CUDA_LOADED_BY = "import experiments.training.train"
 
 
-def train_point(config: dict, tracking_uri: str, experiment: str, tags: dict, threads: int | None, out: str) -> None:
-    """Train one grid point and write its result (or its error, in one line) to `out`."""
+def train_in_process(config: dict, tracking_uri: str, experiment: str, tags: dict, threads: int | None) -> dict:
+    """Train one grid point in this process: its result, or its error in one line."""
     tune_malloc()
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        result = train(config, tracking_uri=tracking_uri, experiment=experiment, tags=tags)
+        return train(config, tracking_uri=tracking_uri, experiment=experiment, tags=tags)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
-        result = {"error": f"{type(err).__name__}: {err}"}
-    atomic_write_json(out, result)
+        return {"error": f"{type(err).__name__}: {err}"}
+    finally:
+        if torch.cuda.is_initialized():  # a resident process keeps its context, not the point's cache
+            torch.cuda.empty_cache()
+
+
+def train_point(config: dict, tracking_uri: str, experiment: str, tags: dict, threads: int | None, out: str) -> None:
+    """Train one grid point (a forked process) and write its result to `out`."""
+    atomic_write_json(out, train_in_process(config, tracking_uri, experiment, tags, threads))
 
 
 def cuda_probe() -> None:

@@ -18,9 +18,14 @@ from experiments.stores.optuna_storage import default_storage  # noqa: F401  (us
 from .forked import forked_trainer, forks_can_use_cuda
 from .packing import plan_slots
 from .progress import ProgressWatcher
+from .resident import resident_trainer
 from .spec import SweepSpec
 from .transfer import source_runs
 from .worker import Worker, open_study, subprocess_trainer
+
+# "resident": train the points in a resident spawned process without trying the fork server first
+# (where forks are known to fail on the GPU, or to test that path on a CPU); else forked when it works.
+POINT_PROCESS = "OPTISCALE_POINT_PROCESS"
 
 
 def ensure_dataset(spec: SweepSpec, log=print, axis: str = "D") -> str:
@@ -64,12 +69,16 @@ def run_worker(
     per_point = source_runs(spec, tracking_uri) if axis == "T" else None
     if extra_args:  # --devices/--strategy: Lightning relaunches the training command for DDP
         trainer = subprocess_trainer(store, spec.recipe, tracking_uri, experiment, tags, extra_args, threads, per_point)
-    elif forks_can_use_cuda():
+    elif os.environ.get(POINT_PROCESS) != "resident" and forks_can_use_cuda():
         trainer = forked_trainer(store, spec.recipe, tracking_uri, experiment, tags, threads, per_point)
-    else:  # safe, slower: a fresh `optiscale train` per point
-        log("[sweep] training each point in a subprocess instead")
-        trainer = subprocess_trainer(store, spec.recipe, tracking_uri, experiment, tags, extra_args, threads, per_point)
-    return Worker(study, points, trainer, log=log).run()
+    else:  # CUDA fails in forks: one spawned process trains the worker's points in turn (resident.py)
+        log("[sweep] training the points in a resident process instead of forked ones")
+        trainer = resident_trainer(store, spec.recipe, tracking_uri, experiment, tags, threads, per_point)
+    try:
+        return Worker(study, points, trainer, log=log).run()
+    finally:
+        if hasattr(trainer, "resident"):
+            trainer.resident.stop()
 
 
 def run_sweep(
