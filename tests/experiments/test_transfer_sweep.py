@@ -25,9 +25,10 @@ def test_the_transfer_preset_trains_each_target_point_from_scratch_and_from_each
     assert spec.dataset_for("P").fidelity == "cheap" and spec.dataset_for("T").fidelity == "full"
     assert spec.dataset_for("P").store != spec.dataset_for("T").store
     pre = spec.points("P")
-    assert [(p.D, p.seed, p.pretrain_D) for p in pre] == [(800, 1, 0), (800, 42, 0), (3200, 1, 0), (3200, 42, 0)]
+    assert [(p.D, p.seed) for p in pre] == [(800, 1), (800, 42), (1600, 1), (1600, 42), (3200, 1), (3200, 42)]
+    assert all(p.pretrain_D == 0 for p in pre)
     target = spec.points("T")
-    assert len(target) == 4 * 2 * 3  # D x seeds x (scratch, D_F = 800, D_F = 3200)
+    assert len(target) == 4 * 2 * 4  # D x seeds x (scratch, D_F = 800, 1,600, 3,200)
     assert Point("2b-tc", 32, 100, 1, 3200) in target and Point("2b-tc", 32, 100, 1) in target
     ids = [p.id for p in target]
     assert len(set(ids)) == len(ids)  # a fine-tuned point never shares its name with a scratch one
