@@ -171,12 +171,11 @@ def fit_transfer(rows, bootstrap=200, starts=16, seed=0, cost_expensive=None, co
             dts = [r[2][i]["D_T"] for r in reps]
             p["D_T_ci95"] = _ci(dts)
             p["saved_fraction"] = None if p["D_T"] is None else p["D_T"] / (p["D"] + p["D_T"])
-            if cost_expensive is not None and p["D_T"] is not None:
-                p["cost_saved"] = p["D_T"] * cost_expensive - p["D_F"] * (cost_cheap or 0.0)
             why = _why_excluded(p)
             if why:
                 rec["excluded"].append({"D_F": p["D_F"], "D": p["D"], "reason": why})
         rec["points"] = points
+        apply_costs(rec, cost_expensive, cost_cheap)
         if law is None:
             rec["status"] = "too few positive-transfer points (need 3 over >= 2 D_F and >= 2 D) for the law"
             continue
@@ -185,6 +184,17 @@ def fit_transfer(rows, bootstrap=200, starts=16, seed=0, cost_expensive=None, co
         rec["law"]["n_points"] = len(points) - len(rec["excluded"])
         rec["_law_reps"] = laws  # for plan's intervals; private: not written to fits.json
     return records
+
+
+def apply_costs(rec: dict, expensive: float | None, cheap: float | None, unit: str | None = None) -> None:
+    """Each point's `cost_saved` = D_T x expensive - D_F x cheap (the labels pretraining replaced,
+    less the cheap ones it used), where the expensive cost is known."""
+    rec["cost_expensive"], rec["cost_cheap"] = expensive, cheap
+    if unit is not None:
+        rec["cost_unit"] = unit
+    for p in rec["points"]:
+        if expensive is not None and p.get("D_T") is not None:
+            p["cost_saved"] = p["D_T"] * expensive - p["D_F"] * (cheap or 0.0)
 
 
 def _iv(ci) -> str:

@@ -20,15 +20,11 @@ def labelling_cost(store: str) -> float | None:
 def transfer_report(spec: SweepSpec, transfer: list, fits: list, out: Path, log=print) -> dict:
     """The transfer fit of axis T: costs from the two stores' labelling times, into fits.json/fits.md."""
     from experiments.fitting import write_json, write_markdown
-    from experiments.fitting.transfer import plot_transfer
+    from experiments.fitting.transfer import apply_costs, plot_transfer
 
     expensive, cheap = labelling_cost(spec.dataset.store), labelling_cost(spec.dataset_for("P").store)
     for rec in transfer:
-        rec["cost_unit"] = "seconds of labelling per material (the stores' measured build times)"
-        rec["cost_expensive"], rec["cost_cheap"] = expensive, cheap
-        for p in rec["points"]:
-            if expensive is not None and p.get("D_T") is not None:
-                p["cost_saved"] = p["D_T"] * expensive - p["D_F"] * (cheap or 0.0)
+        apply_costs(rec, expensive, cheap, "seconds of labelling per material (the stores' measured build times)")
         ok = [p for p in rec["points"] if p.get("D_T") is not None]
         shown = ", ".join(f"D={p['D']} D_F={p['D_F']}: D_T={p['D_T']:.0f}" for p in ok)
         log(f"[sweep] transfer {rec['model']}: {shown or rec['status']}")
