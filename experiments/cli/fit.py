@@ -36,7 +36,13 @@ def register(cli) -> None:
 
     p = cli.command("plan", "D (or N) needed for a target loss, data- or model-limited, and the cost")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--experiment", metavar="NAME", help="MLflow experiment whose FINISHED runs are read")
+    src.add_argument(
+        "--experiment",
+        metavar="NAME",
+        action="append",
+        help="MLflow experiment whose FINISHED runs are read; repeat it to plan from the D and the N sweep"
+        " of one recipe together (a point in both is used once)",
+    )
     src.add_argument("--csv", metavar="FILE", help="CSV as for fit (optional columns graphs_per_s, epochs)")
     p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default as for fit)")
     p.add_argument("--target-loss", type=float, required=True, metavar="L", help="the validation loss to reach")
@@ -185,12 +191,23 @@ def cmd_plan(args) -> int:
         runs, source, rates = read_csv(args.csv), args.csv, read_csv_throughput(args.csv)
         store = args.data
     else:
-        runs, _skipped = read_mlflow(args.experiment, args.tracking_uri)
-        source, rates = (
-            f"MLflow experiment {args.experiment!r}",
-            read_mlflow_throughput(args.experiment, args.tracking_uri),
-        )
-        store = args.data or mlflow_store(args.experiment, args.tracking_uri)
+        if len(set(args.experiment)) < len(args.experiment):
+            raise ValueError(f"--experiment: an experiment is named twice in {args.experiment}")
+        runs, rates = [], []
+        seen: dict[tuple, str] = {}
+        for name in args.experiment:
+            got, _skipped = read_mlflow(name, args.tracking_uri)
+            for run in got:
+                key = (run["model"], run["D"], run["N"], run["seed"], run.get("D_F", 0))
+                if key in seen:
+                    print(f"  {name}: run {run['run_id']} repeats a point of {seen[key]}: the first is used")
+                    continue
+                seen[key] = name
+                runs.append(run)
+            rates += read_mlflow_throughput(name, args.tracking_uri)
+        source = "MLflow experiment" + ("s " if len(args.experiment) > 1 else " ")
+        source += ", ".join(repr(n) for n in args.experiment)
+        store = args.data or mlflow_store(args.experiment[0], args.tracking_uri)
     if not runs:
         raise ValueError(f"{source}: no usable runs")
     cost = material_cost(store, args.cost_per_material)

@@ -283,3 +283,34 @@ def test_plan_costs_dft_from_the_records_of_the_runs_store(tmp_path, samples_dir
     assert e["cost_per_material_core_hours"] == pytest.approx(np.mean(hours), rel=1e-6)
     assert e["dft_core_hours"] == pytest.approx(np.mean(hours) * (e["x_needed"] - 40000), rel=1e-6)
     assert "(source: records)" in capsys.readouterr().out
+
+
+def test_plan_from_a_d_and_an_n_experiment_diagnoses_from_both_laws(tmp_path, draw_runs, mlflow_rows, capsys):
+    """The D sweep and the N sweep of one recipe in two experiments (as `make sweep-data` and
+    `make sweep-params` write them); their shared point (D=40,000, N=1,288,483) is used once."""
+    runs = _cross(draw_runs)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def rows(sel):
+        return [
+            (
+                {"model": r["model"], "n_parameters": r["N"], "D": r["D"], "seed": r["seed"]},
+                {"best_val_loss": r["val_loss"]},
+                "FINISHED",
+            )
+            for r in runs
+            if sel(r)
+        ]
+
+    mlflow_rows(uri, "x-D", rows(lambda r: r["N"] == 1288483), tmp_path / "d")
+    n_sweep = rows(lambda r: r["D"] == 40000)  # includes the D sweep's last point, once more
+    mlflow_rows(uri, "x-N", n_sweep, tmp_path / "n")
+    out = tmp_path / "plan.json"
+    argv = ["plan", "--experiment", "x-D", "--experiment", "x-N", "--tracking-uri", uri, "--target-loss", "0.5"]
+    assert main(argv + ["--json", str(out), "--forms", "power", "--bootstrap", "10", "--starts", "2"]) == 0
+    plan = json.loads(out.read_text())
+    assert [(e["axis"], e["law"]) for e in plan] == [("D", "power"), ("N", "power")]
+    assert all(d["from"] == "1-D laws power (D) and power (N)" for e in plan for d in e["diagnosis"])
+    printed = capsys.readouterr().out
+    assert printed.count("repeats a point of x-D") == 3  # the 3 seeds of the shared point
+    assert "MLflow experiments 'x-D', 'x-N'" in printed
