@@ -50,3 +50,13 @@ def checkpoint_callbacks(workdir: Path) -> tuple[ModelCheckpoint, ModelCheckpoin
     best = ModelCheckpoint(filename="best", monitor="val_loss", mode="min", **common)
     last = ModelCheckpoint(filename="last", monitor=None, every_n_epochs=1, **common)
     return best, last
+
+
+def early_stopping(patience: int | None) -> list[Callback]:
+    """[EarlyStopping on val_loss] for a recipe trained to convergence, else []. Its counter is saved
+    in last.ckpt, so a resumed run stops where the uninterrupted one would."""
+    if patience is None:
+        return []
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    return [EarlyStopping(monitor="val_loss", mode="min", patience=patience, check_finite=True)]

@@ -63,6 +63,9 @@ class TrainConfig:
     D: int | None
     epochs: int
     max_steps: int | None = optional_key()  # fixed-steps recipe: this many optimiser steps at every D (epochs follow)
+    early_stop_patience: int | None = (
+        optional_key()
+    )  # train to convergence: stop after this many epochs without a new best
     batch_size: int
     warmup_epochs: float
     warmup_start_factor: float
@@ -124,6 +127,7 @@ def load_config(overrides: dict, path: str | Path | None = None) -> TrainConfig:
     values = {
         "D": None,
         "max_steps": None,
+        "early_stop_patience": None,
         "blocks": None,
         "heads": None,
         "init_from": None,

@@ -37,6 +37,7 @@ def check_config(cfg) -> None:
         _at_least(cfg, key, 1)
     _at_least(cfg, "D", 2)
     _at_least(cfg, "max_steps", 1)
+    _at_least(cfg, "early_stop_patience", 1)
     if not 0 <= cfg.seed <= SEED_MAX:
         _fail("seed", cfg.seed, f"is outside 0..{SEED_MAX}")
     for key in ("warmup_epochs", "gradient_clip", "w_spectral", "w_drude", "weight_decay"):

@@ -32,7 +32,7 @@ from experiments.stores import tracking
 from lightning_modules.module import SpectraModule
 
 from . import finetune
-from .callbacks import EpochPrinter, LogBeforeCheckpoint, checkpoint_callbacks
+from .callbacks import EpochPrinter, LogBeforeCheckpoint, checkpoint_callbacks, early_stopping
 from .config import TrainConfig, dump, load_config, on_gpu, resolve
 from .monitor import ThroughputMonitor
 
@@ -261,7 +261,15 @@ def _fit_and_test(cfg, resolved, workdir, logger, ckpt, extra_callbacks, world, 
         # clipping: SpectraModule.configure_gradient_clipping (the fused optimiser under bf16-mixed)
         use_distributed_sampler=False,
         logger=logger,
-        callbacks=[LogBeforeCheckpoint(), checkpoint, last, EpochPrinter(), ThroughputMonitor(), *extra_callbacks],
+        callbacks=[
+            LogBeforeCheckpoint(),
+            checkpoint,
+            last,
+            EpochPrinter(),
+            ThroughputMonitor(),
+            *early_stopping(cfg.early_stop_patience),
+            *extra_callbacks,
+        ],
         num_sanity_val_steps=0,
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -281,3 +281,19 @@ def test_a_fixed_steps_recipe_takes_the_same_optimiser_steps_at_every_D(tiny_con
         keys.add(resolve(load_config(tiny_config(store201, tmp_path / f"e{D}", D=D, width=8)))["run_key"])
     assert steps == {8: 6, 32: 6}
     assert len(keys) == 4  # fixed-steps and fixed-epochs points never share a key
+
+
+def test_early_stopping_ends_a_run_whose_val_loss_stopped_improving(tiny_config, store201, tmp_path):
+    """early_stop_patience: 2 epochs without a new best val_loss end the run (D = 8 overfits within
+    40 epochs at lr 0.05); the best checkpoint is the epoch two before the last, and the key differs."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    over = dict(D=8, width=8, epochs=40, lr=0.05, early_stop_patience=2)
+    cfg = load_config(tiny_config(store201, tmp_path / "es", **over))
+    result = train(cfg, tracking_uri=uri, experiment="es")
+    workdir = Path(resolve(cfg)["workdir"])
+    last = torch.load(workdir / "last.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    best = torch.load(workdir / "best.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    assert last < 39, "the run never stopped early"
+    assert best == last - 2  # by the rule: the two epochs after the best did not improve on it
+    plain = resolve(load_config(tiny_config(store201, tmp_path / "plain", **{**over, "early_stop_patience": None})))
+    assert result["run_key"] != plain["run_key"]
