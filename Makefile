@@ -36,6 +36,9 @@ sweep-params: install ## parameter-scaling study (PRESET, PACK, WORKERS), fit, r
 sweep-grid: install ## the 2-D (N, D) study (PRESET, PACK, WORKERS), fit, report
 	$(OPTISCALE) sweep --preset $(PRESET) --axis ND $(SWEEP_OPTS)
 
+sweep-transfer: install ## cheap-to-expensive transfer study (pretraining runs P, then T), fit D_T, report
+	$(OPTISCALE) sweep --preset transfer --axis T $(SWEEP_OPTS)
+
 ui: install ## MLflow UI on the local tracking store: http://127.0.0.1:5000
 	@echo "training runs (MLflow's Model training view): http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_DB) --host 127.0.0.1 --port 5000
@@ -81,4 +84,4 @@ dashboard: install ## optuna-dashboard on the study storage: http://127.0.0.1:80
 	$(VENV)/bin/optuna-dashboard $(OPTUNA_DB) --host 127.0.0.1 --port 8080
 
 
-.PHONY: help install sweep-data sweep-params sweep-grid ui import-samples test test-slow test-all study dashboard lint typecheck bench-data clean
+.PHONY: help install sweep-data sweep-params sweep-grid sweep-transfer ui import-samples test test-slow test-all study dashboard lint typecheck bench-data clean
