@@ -13,6 +13,7 @@ import os
 import sys
 
 from experiments.training.allocator import tune_malloc
+from experiments.training.errors import error_line
 from experiments.training.quiet import quiet
 
 COMMAND_MODULES = (
@@ -65,6 +66,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"optiscale: error: {msg}", file=sys.stderr)
+        print(f"optiscale: error: {error_line(err)}", file=sys.stderr)
         return 1

@@ -31,6 +31,7 @@ import torch  # noqa: E402
 
 from datamodules.atomic import atomic_write_json  # noqa: E402
 from experiments.training.allocator import tune_malloc  # noqa: E402
+from experiments.training.errors import error_line  # noqa: E402
 from experiments.training.train import train  # noqa: E402
 
 if CUDA_LOADED_BY is None and _cuda_driver_loaded():
@@ -45,7 +46,7 @@ def train_in_process(config: dict, tracking_uri: str, experiment: str, tags: dic
     try:
         return train(config, tracking_uri=tracking_uri, experiment=experiment, tags=tags)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
-        return {"error": f"{type(err).__name__}: {err}"}
+        return {"error": error_line(err, with_type=True)}
     finally:
         if torch.cuda.is_initialized():  # a resident process keeps its context, not the point's cache
             torch.cuda.empty_cache()

@@ -12,19 +12,34 @@ process is replaced after it, so a point never inherits the state of a failed on
 OOM kill, `os._exit`) ends only the process: its point gets an error naming the exit code and the
 next point starts a fresh one. After a good point the process is kept, with its CUDA cache emptied.
 What is shared between good points is only the warm state (imports, caches of compiled kernels).
+
+The process is not a multiprocessing daemon: a daemon may not start children, and its points need
+DataLoader workers (four by default on a GPU). Instead it exits by itself when its worker dies.
 """
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import threading
+import time
 from typing import Any
 
 _SPAWN = multiprocessing.get_context("spawn")
 
 
-def _serve(conn, threads) -> None:
+def _exit_with(parent: int) -> None:
+    """End this process soon after its worker dies (killed with SIGKILL, say) instead of finishing
+    a point nobody waits for; its DataLoader workers follow it (they watch their parent)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(70)
+
+
+def _serve(conn, threads, parent: int) -> None:
     """The resident process: train each job received, answer with its result, until None."""
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="exit-with-worker").start()
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     from experiments.sweep.forked_child import train_in_process
 
@@ -43,13 +58,17 @@ class Resident:
         self.threads = threads
         self.proc: Any = None  # multiprocessing's spawn Process and Connection
         self.conn: Any = None
+        self._stop_at_exit = False
 
     def _start(self) -> None:
         parent, child = _SPAWN.Pipe()
-        self.proc = _SPAWN.Process(target=_serve, args=(child, self.threads), daemon=True)
+        self.proc = _SPAWN.Process(target=_serve, args=(child, self.threads, os.getpid()))
         self.proc.start()
         child.close()
         self.conn = parent
+        if not self._stop_at_exit:  # before multiprocessing's exit hook, which would join it forever
+            atexit.register(self.stop)
+            self._stop_at_exit = True
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.is_alive():
@@ -84,7 +103,7 @@ def resident_trainer(
     store: str, recipe: dict, tracking_uri: str, experiment: str, tags: dict, threads=None, per_point=None
 ):
     """A `train_cmd` for `Worker` (`per_point` as for `subprocess_trainer`); `train.resident` is the
-    process holder (its `stop()` ends the process; a daemon, it also ends with the worker)."""
+    process holder (its `stop()` ends the process; it also ends when the worker dies)."""
     resident = Resident(threads)
 
     def train(point) -> dict:

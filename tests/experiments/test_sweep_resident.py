@@ -74,10 +74,53 @@ def test_a_crash_and_an_error_stay_with_their_point(tiny_store, tmp_path):
         assert "error" in bad and "width" in bad["error"]
         assert resident.proc is None  # replaced: the next point does not inherit a failed process
 
-        good = resident.run(job(tiny_store, tmp_path, seed=2), "p3")
+        # DataLoader workers, as a GPU point has by default: a daemonic process could not start them
+        good = resident.run(job(tiny_store, tmp_path, seed=2, num_workers=2), "p3")
         assert good.get("status") == "finished", good
         pid = resident.proc.pid
         again = resident.run(job(tiny_store, tmp_path, seed=2), "p3")  # skipped, by the same process
         assert again.get("status") == "skipped" and resident.proc.pid == pid, again
     finally:
         resident.stop()
+
+
+HOLDER = """
+import sys, threading, time
+from experiments.sweep.resident import Resident
+
+store, tmp = sys.argv[1:3]
+config = {"data": store, "model": "2b-tc", "width": 8, "D": 16, "seed": 1, "epochs": 500, "batch_size": 8}
+config.update(warmup_epochs=0.5, workdir=tmp + "/runs")
+resident = Resident(threads=1)
+threading.Thread(target=resident.run, args=((config, f"sqlite:///{tmp}/mlflow.db", "r", {}), "long")).start()
+while resident.proc is None or not resident.proc.is_alive():
+    time.sleep(0.05)
+print(resident.proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_the_resident_process_ends_when_its_worker_is_killed(tiny_store, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-c", HOLDER, str(tiny_store), str(tmp_path)]
+    holder = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(holder.stdout.readline())
+        time.sleep(8.0)  # into its (500-epoch) point
+        assert _running(pid)
+        holder.kill()  # SIGKILL: the worker's own clean-up never runs
+        holder.wait()
+        deadline = time.time() + 30
+        while _running(pid) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _running(pid), "the resident process outlived its worker"
+    finally:
+        holder.kill()
