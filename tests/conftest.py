@@ -82,6 +82,17 @@ def write_derived(docs: dict[str, dict], out: Path, n_per_sample: int) -> list[P
 
 
 @pytest.fixture(scope="session")
+def surrogate_store(tmp_path_factory) -> Path:
+    """48 crystals of the built-in surrogate on a 51-point grid: for tests that need graphs and
+    labels but not DFT records, so they run where ../shared is absent."""
+    from datamodules.surrogate.generate import generate
+
+    out = tmp_path_factory.mktemp("surrogate") / "store"
+    generate(n=48, seed=0, out=out, grid_points=51)
+    return out
+
+
+@pytest.fixture(scope="session")
 def derived_dir(sample_docs, tmp_path_factory) -> Path:
     """40 derived records (20 per sample, 13 compositions each) for split and loader tests."""
     out = tmp_path_factory.mktemp("derived")

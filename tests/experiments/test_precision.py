@@ -72,6 +72,18 @@ def test_dataloader_workers_train_as_on_a_gpu(tiny_config, tiny_store, tmp_path)
     assert steps == [0, 1]
 
 
+@pytest.mark.slow
+def test_the_gpu_default_recipe_trains_on_a_cpu(tiny_config, tiny_store, tmp_path):
+    """What `auto` resolves to on a GPU for 2B-TC, all at once: bf16 autocast, the compiled model
+    and DataLoader workers (about a minute on 2 cores, most of it compiling)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    over = {"precision": "bf16-mixed", "compile": "true", "num_workers": 2, "accelerator": "cpu"}
+    result = train(tiny_config(tiny_store, tmp_path / "work", **over), tracking_uri=uri)
+    assert result["status"] == "finished" and math.isfinite(result["best_val_loss"])
+    params = MlflowClient(uri).get_run(result["run_id"]).data.params
+    assert (params["precision"], params["compile"]) == ("bf16-mixed", "True")
+
+
 def test_a_precision_with_a_loss_scaler_is_refused_before_any_run(tiny_config, tiny_store, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.raises(ValueError, match="precision: '16-mixed' is not one of"):

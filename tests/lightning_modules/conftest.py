@@ -1,4 +1,5 @@
-"""Fixtures of the model tests: a small store of the real sample records and a batch of it."""
+"""Fixtures of the model tests: a small store of the real sample records, a batch of it, and the
+same tests' graphs from either source (real records where ../shared is present, surrogate crystals)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,19 @@ def sample_batch(sample_store):
 
     store = GraphStore(sample_store)
     return Collate(with_triplets=True)([store.read(i) | {"idx": i} for i in range(len(store))])
+
+
+@pytest.fixture(scope="session", params=["samples", "surrogate"])
+def graph_store(request):
+    """The real sample records (skipped where they are absent), then surrogate crystals."""
+    return request.getfixturevalue("sample_store" if request.param == "samples" else "surrogate_store")
+
+
+@pytest.fixture(scope="session")
+def graph_batch(graph_store):
+    """The store's first two materials in one batch, with triplets."""
+    from datamodules.datamodule import Collate
+    from datamodules.store import GraphStore
+
+    store = GraphStore(graph_store)
+    return Collate(with_triplets=True)([store.read(i) | {"idx": i} for i in range(2)])

@@ -14,15 +14,6 @@ CONFIG = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def surrogate_store(tmp_path_factory):
-    from datamodules.surrogate.generate import generate
-
-    out = tmp_path_factory.mktemp("compile") / "store"
-    generate(n=48, seed=0, out=out, grid_points=51)
-    return out
-
-
 def loss_and_grads(module: SpectraModule, batch):
     module.zero_grad(set_to_none=True)
     loss, _, _ = module._loss(batch)

@@ -39,12 +39,12 @@ def test_unknown_names_and_bad_widths_are_refused():
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_forward_shapes_and_gradients_on_real_graphs(name, sample_batch):
+def test_forward_shapes_and_gradients(name, graph_batch):
     torch.manual_seed(0)
     model = build_model(name, 16, points=2001)
     assert model.needs_triplets == name.startswith("3b")
-    eps, drude = model(sample_batch)
-    g = sample_batch.num_graphs
+    eps, drude = model(graph_batch)
+    g = graph_batch.num_graphs
     assert eps.shape == (g, 2001, 2) and drude.shape == (g,)
     assert torch.isfinite(eps).all() and (drude >= 0).all()
     (eps.square().mean() + drude.sum()).backward()
@@ -66,24 +66,24 @@ def _rotate_and_permute(batch):
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_predictions_are_invariant_to_rotation_and_atom_order(name, sample_batch):
+def test_predictions_are_invariant_to_rotation_and_atom_order(name, graph_batch):
     torch.manual_seed(1)
     model = build_model(name, 16, points=201).eval()
     with torch.no_grad():
-        eps, drude = model(sample_batch)
-        eps2, drude2 = model(_rotate_and_permute(sample_batch))
+        eps, drude = model(graph_batch)
+        eps2, drude2 = model(_rotate_and_permute(graph_batch))
     assert torch.allclose(eps, eps2, atol=1e-4) and torch.allclose(drude, drude2, atol=1e-4)
 
 
-def test_graphs_in_a_batch_do_not_interact(sample_store, sample_batch):
+def test_graphs_in_a_batch_do_not_interact(graph_store, graph_batch):
     from datamodules.datamodule import Collate
     from datamodules.store import GraphStore
 
     torch.manual_seed(2)
     model = build_model("3b-tc", 16, points=201).eval()
-    single = Collate(with_triplets=True)([GraphStore(sample_store).read(1) | {"idx": 1}])
+    single = Collate(with_triplets=True)([GraphStore(graph_store).read(1) | {"idx": 1}])
     with torch.no_grad():
-        eps, _ = model(sample_batch)
+        eps, _ = model(graph_batch)
         eps1, _ = model(single)
     assert torch.allclose(eps[1], eps1[0], atol=1e-4)
 
@@ -136,7 +136,7 @@ def _plain_forward(model, batch):
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_composed_products_equal_the_plain_network(name, sample_batch):
+def test_composed_products_equal_the_plain_network(name, graph_batch):
     """The fast forward (edge MLP's last Linear composed into the convs or the first pair updates,
     residuals inside the products) computes the same function as the network written out plainly."""
     torch.manual_seed(5)
@@ -144,8 +144,8 @@ def test_composed_products_equal_the_plain_network(name, sample_batch):
     with torch.no_grad():
         for p in model.parameters():  # away from the initialisation's symmetries (zero biases, unit norms)
             p.add_(0.1 * torch.randn_like(p))
-        eps, drude = model(sample_batch)
-        eps0, drude0 = _plain_forward(model, sample_batch)
+        eps, drude = model(graph_batch)
+        eps0, drude0 = _plain_forward(model, graph_batch)
     assert torch.allclose(eps, eps0, atol=1e-4, rtol=1e-4) and torch.allclose(drude, drude0, atol=1e-4, rtol=1e-4)
     assert eps.abs().max() > 1e-2  # a real, non-trivial output was compared
 
@@ -187,11 +187,11 @@ def test_graph_layer_norm_normalises_each_graph_over_rows_and_channels():
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_models_run_under_bf16_autocast(name, sample_batch):
+def test_models_run_under_bf16_autocast(name, graph_batch):
     """The GPU recipe trains in bf16 autocast: mixed dtypes must not break the index operations."""
     torch.manual_seed(5)
     model = build_model(name, 16, points=201)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        eps, drude = model(sample_batch)
+        eps, drude = model(graph_batch)
     assert torch.isfinite(eps.float()).all() and torch.isfinite(drude.float()).all()
     eps.float().mean().backward()

@@ -13,19 +13,19 @@ from lightning_modules.registry import MODELS, model_help, model_names
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_every_registered_model_builds_and_trains_a_step(name, derived_store, tmp_path):
+def test_every_registered_model_builds_and_trains_a_step(name, surrogate_store, tmp_path):
     from datamodules.datamodule import GraphDataModule
     from experiments.training.config import load_config, resolve
     from lightning_modules.module import SpectraModule
 
     spec = MODELS[name]
-    cfg = load_config({"data": str(derived_store), "model": name, "width": 16, "seed": 0, "workdir": str(tmp_path)})
+    cfg = load_config({"data": str(surrogate_store), "model": name, "width": 16, "seed": 0, "workdir": str(tmp_path)})
     assert (cfg.lr, cfg.weight_decay) == (spec.lr, spec.weight_decay)  # the recipe reads the registry
     L.seed_everything(0, verbose=False)
     module = SpectraModule(resolve(cfg))
     assert module.needs_triplets == spec.needs_triplets == module.model.needs_triplets
     before = [p.detach().clone() for p in module.parameters()]
-    dm = GraphDataModule(derived_store, batch_size=4, triplets=module.needs_triplets)
+    dm = GraphDataModule(surrogate_store, batch_size=4, triplets=module.needs_triplets)
     trainer = L.Trainer(
         accelerator="cpu", max_steps=1, limit_val_batches=0, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
