@@ -1,5 +1,5 @@
 """Fixtures of the model tests: a small store of the real sample records, a batch of it, and the
-same tests' graphs from either source (real records where ../shared is present, surrogate crystals)."""
+same tests' graphs from either source (the real sample records where present, and surrogate crystals)."""
 
 from __future__ import annotations
 
