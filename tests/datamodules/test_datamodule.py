@@ -63,18 +63,18 @@ def test_workers_stream_the_same_batches(derived_store):
 
 
 @pytest.mark.slow
-def test_validation_under_two_process_ddp_is_exact(derived_store, tmp_path):
+def test_validation_under_two_process_ddp_is_exact(surrogate_store, tmp_path):
     out = tmp_path / "ddp.json"
     script = Path(__file__).with_name("ddp_check.py")
     subprocess.run(
-        [sys.executable, str(script), str(derived_store), str(out)],
+        [sys.executable, str(script), str(surrogate_store), str(out)],
         check=True,
         timeout=300,
         cwd=tmp_path,
         capture_output=True,
     )
     got = json.loads(out.read_text())
-    store = GraphStore(derived_store)
+    store = GraphStore(surrogate_store)
     val = store.indices("val")
     assert got["world"] == 2
     assert sorted(got["ids"]) == sorted(val.tolist())  # each material once, no padded duplicates

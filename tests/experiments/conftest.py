@@ -19,6 +19,8 @@ import pytest
 
 from experiments.fitting.forms import FORMS
 
+SURROGATE_201 = {"n": 40, "seed": 0}  # store201 without the samples: 40 crystals, 32 in the train split
+
 
 def tiny_config(store, workdir, **overrides) -> dict:
     """A grid point small enough for CPU tests: width 16, 2 epochs, batch 8."""
@@ -42,13 +44,40 @@ def tiny_config_fixture():
 
 
 @pytest.fixture(scope="session")
-def store201(derived_dir, tmp_path_factory):
-    """The 40 derived records on a 201-point grid (32 train, 5 val, 3 test)."""
-    from datamodules.importer import import_records
+def store201(request, samples_present, tmp_path_factory):
+    """40 materials on a 201-point grid with 32 in the train split: the records derived from the real
+    samples where those are present, else 40 surrogate crystals, so that the training, sweep and
+    study tests also run where the samples are absent (CI)."""
+    out = tmp_path_factory.mktemp("train-stores") / "store201"
+    if samples_present:
+        from datamodules.importer import import_records
 
-    out = tmp_path_factory.mktemp("train-stores") / "derived201"
-    import_records([str(derived_dir)], out, workers=1, chunk_size=16, progress=False, grid_points=201)
+        derived_dir = request.getfixturevalue("derived_dir")
+        import_records([str(derived_dir)], out, workers=1, chunk_size=16, progress=False, grid_points=201)
+    else:
+        from datamodules.surrogate.generate import generate
+
+        generate(**SURROGATE_201, out=out, grid_points=201, chunk_size=16)  # 3 shards, as imported
     return out
+
+
+@pytest.fixture(scope="session")
+def store201_record(request, samples_present, store201):
+    """One material of `store201`: its id and pymatgen structure (from its record, or rebuilt from the
+    surrogate's draw exactly as the store was generated)."""
+    import json
+
+    from pymatgen.core import Structure
+
+    if samples_present:
+        derived_dir = request.getfixturevalue("derived_dir")
+        doc = json.loads(sorted(Path(derived_dir).glob("*.json"))[0].read_text())
+        return doc["data"]["mat_id"], Structure.from_dict(doc["structure"])
+    from datamodules.surrogate.prototypes import PROTOTYPES, draw_specs, structure_arrays
+
+    k, name, elements, strain, ca = draw_specs(SURROGATE_201["n"], SURROGATE_201["seed"])[0]
+    lattice, numbers, cart = structure_arrays(PROTOTYPES[name], elements, strain, ca)
+    return f"tb{SURROGATE_201['seed']}-{k:07d}", Structure(lattice, numbers, cart, coords_are_cartesian=True)
 
 
 @pytest.fixture(scope="session")

@@ -53,9 +53,9 @@ def test_the_reference_recipe_keeps_its_key_fields():
     }
 
 
-def test_fields_entering_through_a_resolved_value_change_it(derived_store, tmp_path):
+def test_fields_entering_through_a_resolved_value_change_it(surrogate_store, tmp_path):
     def resolved(**kw):
-        given = {"data": str(derived_store), "model": "2b-tc", "width": 16, "seed": 0, "workdir": str(tmp_path)}
+        given = {"data": str(surrogate_store), "model": "2b-tc", "width": 16, "seed": 0, "workdir": str(tmp_path)}
         return resolve(load_config(given | kw))
 
     ref = resolved()
@@ -64,12 +64,12 @@ def test_fields_entering_through_a_resolved_value_change_it(derived_store, tmp_p
     assert resolved(lr_reference_width=64)["run_key"] != ref["run_key"]
 
 
-def test_the_module_reads_every_typed_field_from_the_resolved_configuration(derived_store, tmp_path):
+def test_the_module_reads_every_typed_field_from_the_resolved_configuration(surrogate_store, tmp_path):
     import pytest
 
     from lightning_modules.recipe import ModuleRecipe
 
-    given = {"data": str(derived_store), "model": "3b-tc", "width": 16, "seed": 0, "workdir": str(tmp_path)}
+    given = {"data": str(surrogate_store), "model": "3b-tc", "width": 16, "seed": 0, "workdir": str(tmp_path)}
     resolved = resolve(load_config(given))
     missing = [f.name for f in dataclasses.fields(ModuleRecipe) if f.name not in resolved]
     assert not missing, f"ModuleRecipe fields the resolved configuration lacks: {missing}"

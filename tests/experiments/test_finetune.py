@@ -116,12 +116,12 @@ def test_a_resumed_fine_tune_continues_from_its_own_checkpoint(trained, tiny_con
 
 
 def test_a_source_on_another_grid_reinitialises_only_the_spectral_output_layer(
-    trained, tiny_config, derived_store, tmp_path, capsys
+    trained, tiny_config, surrogate_store, tmp_path, capsys
 ):
     result, uri, _ = trained
     source = torch.load(result["best_checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
-    probe = Probe(_batch(derived_store))
-    cfg = tiny_config(derived_store, tmp_path / "ft", epochs=1, init_from=result["best_checkpoint"])
+    probe = Probe(_batch(surrogate_store))
+    cfg = tiny_config(surrogate_store, tmp_path / "ft", epochs=1, init_from=result["best_checkpoint"])
     out = train(cfg, extra_callbacks=[probe], tracking_uri=uri, experiment="ft-grid")
     differ = sorted(k for k, v in probe.start.items() if v.shape != source[f"model.{k}"].shape)
     assert differ and all(k.startswith("spectra_head.") for k in differ)

@@ -14,12 +14,9 @@ from experiments.cli import main
 
 
 @pytest.fixture(scope="module")
-def record(derived_dir):
-    """One derived record that is in the store: its id and pymatgen structure."""
-    from pymatgen.core import Structure
-
-    doc = json.loads(sorted(Path(derived_dir).glob("*.json"))[0].read_text())
-    return doc["data"]["mat_id"], Structure.from_dict(doc["structure"])
+def record(store201_record):
+    """One material that is in the store: its id and pymatgen structure."""
+    return store201_record
 
 
 def store_prediction(ckpt, store, mat_id):

@@ -19,19 +19,20 @@ def test_warmup_then_cosine_to_zero():
     assert WarmupCosine(0, 4)(0) == 1.0  # no warm-up
 
 
-def test_validation_loss_is_the_mean_over_materials_with_unequal_batches(derived_store, tmp_path):
+def test_validation_loss_is_the_mean_over_materials_with_unequal_batches(surrogate_store, tmp_path):
     from datamodules.datamodule import GraphDataModule
     from experiments.training.config import load_config, resolve
     from lightning_modules.loss import joint_loss
 
-    cfg = load_config({"data": str(derived_store), "model": "2b-cgc", "width": 16, "seed": 0, "workdir": str(tmp_path)})
+    given = {"data": str(surrogate_store), "model": "2b-cgc", "width": 16, "seed": 0, "workdir": str(tmp_path)}
+    cfg = load_config(given)
     L.seed_everything(0, verbose=False)
     module = SpectraModule(resolve(cfg))
-    dm = GraphDataModule(derived_store, batch_size=2)  # 5 validation materials: batches of 2, 2, 1
+    dm = GraphDataModule(surrogate_store, batch_size=2)  # 5 validation materials: batches of 2, 2, 1
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     got = trainer.validate(module, datamodule=dm, verbose=False)[0]
 
-    one = GraphDataModule(derived_store, batch_size=1)
+    one = GraphDataModule(surrogate_store, batch_size=1)
     module.eval()
     per_material = []
     with torch.no_grad():
