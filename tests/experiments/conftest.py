@@ -407,14 +407,3 @@ def _ddp_train(store, tmp_path, *extra: str) -> tuple[dict, str]:
 def ddp_train():
     """The `_ddp_train(store, tmp_path, *extra_args)` function."""
     return _ddp_train
-
-
-@pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory) -> Path:
-    """64 surrogate materials on a 21-point grid (no sample records needed): for process-level tests."""
-    out = tmp_path_factory.mktemp("tiny-surrogate") / "tiny"
-    cmd = [sys.executable, "-m", "experiments.cli", "data", "generate", "--n", "64", "--seed", "3"]
-    cmd += ["--out", str(out), "--grid-points", "21", "--quiet"]
-    repo = Path(__file__).resolve().parents[2]
-    subprocess.run(cmd, check=True, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, timeout=300)
-    return out

@@ -7,9 +7,9 @@ import json
 from experiments.cli import main
 
 
-def test_bench_points_times_each_mode_and_skips_the_second_pass(tiny_store, tmp_path, capsys):
+def test_bench_points_times_each_mode_and_skips_the_second_pass(surrogate_store, tmp_path, capsys):
     out = tmp_path / "points.json"
-    argv = ["bench", "points", "--data", str(tiny_store), "--json", str(out), "--points", "2", "--D", "16"]
+    argv = ["bench", "points", "--data", str(surrogate_store), "--json", str(out), "--points", "2", "--D", "16"]
     assert main(argv + ["--threads", "1", "--modes", "forked,resident"]) == 0
     report = json.loads(out.read_text())
     assert set(report["modes"]) == {"forked", "resident"} and report["data_hash"]

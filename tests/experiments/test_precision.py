@@ -33,10 +33,10 @@ class CrashAfter(L.Callback):
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
-def test_each_precision_trains_with_the_fused_optimiser_and_clips(precision, tiny_config, tiny_store, tmp_path):
+def test_each_precision_trains_with_the_fused_optimiser_and_clips(precision, tiny_config, surrogate_store, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     norms = GradNorms()
-    cfg = tiny_config(tiny_store, tmp_path / "work", precision=precision, gradient_clip=1e-3, accelerator="cpu")
+    cfg = tiny_config(surrogate_store, tmp_path / "work", precision=precision, gradient_clip=1e-3, accelerator="cpu")
     result = train(cfg, extra_callbacks=[norms], tracking_uri=uri)
     assert result["status"] == "finished" and math.isfinite(result["best_val_loss"])
     assert (tmp_path / "work" / "best.ckpt").is_file() and (tmp_path / "work" / "last.ckpt").is_file()
@@ -48,11 +48,11 @@ def test_each_precision_trains_with_the_fused_optimiser_and_clips(precision, tin
     assert [m.step for m in rates] == [0, 1] and all(m.value > 0 for m in rates)
 
 
-def test_a_compiled_run_trains_and_checkpoints_the_plain_model(tiny_config, tiny_store, tmp_path):
+def test_a_compiled_run_trains_and_checkpoints_the_plain_model(tiny_config, surrogate_store, tmp_path):
     from lightning_modules.module import SpectraModule
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = tiny_config(tiny_store, tmp_path / "work", model="2b-cgc", compile="true", epochs=1, accelerator="cpu")
+    cfg = tiny_config(surrogate_store, tmp_path / "work", model="2b-cgc", compile="true", epochs=1, accelerator="cpu")
     result = train(cfg, tracking_uri=uri)
     assert result["status"] == "finished" and math.isfinite(result["best_val_loss"])
     assert MlflowClient(uri).get_run(result["run_id"]).data.params["compile"] == "True"
@@ -61,10 +61,10 @@ def test_a_compiled_run_trains_and_checkpoints_the_plain_model(tiny_config, tiny
     SpectraModule.load_from_checkpoint(tmp_path / "work" / "best.ckpt", map_location="cpu")
 
 
-def test_dataloader_workers_train_as_on_a_gpu(tiny_config, tiny_store, tmp_path):
+def test_dataloader_workers_train_as_on_a_gpu(tiny_config, surrogate_store, tmp_path):
     """A GPU run's loaders by default: worker processes, persistent, batches prefetched."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = tiny_config(tiny_store, tmp_path / "work", num_workers=2, precision="bf16-mixed", accelerator="cpu")
+    cfg = tiny_config(surrogate_store, tmp_path / "work", num_workers=2, precision="bf16-mixed", accelerator="cpu")
     result = train(cfg, tracking_uri=uri)
     assert result["status"] == "finished" and math.isfinite(result["best_val_loss"])
     assert math.isfinite(result["test"]["test_loss"])
@@ -73,27 +73,27 @@ def test_dataloader_workers_train_as_on_a_gpu(tiny_config, tiny_store, tmp_path)
 
 
 @pytest.mark.slow
-def test_the_gpu_default_recipe_trains_on_a_cpu(tiny_config, tiny_store, tmp_path):
+def test_the_gpu_default_recipe_trains_on_a_cpu(tiny_config, surrogate_store, tmp_path):
     """What `auto` resolves to on a GPU for 2B-TC, all at once: bf16 autocast, the compiled model
     and DataLoader workers (about a minute on 2 cores, most of it compiling)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     over = {"precision": "bf16-mixed", "compile": "true", "num_workers": 2, "accelerator": "cpu"}
-    result = train(tiny_config(tiny_store, tmp_path / "work", **over), tracking_uri=uri)
+    result = train(tiny_config(surrogate_store, tmp_path / "work", **over), tracking_uri=uri)
     assert result["status"] == "finished" and math.isfinite(result["best_val_loss"])
     params = MlflowClient(uri).get_run(result["run_id"]).data.params
     assert (params["precision"], params["compile"]) == ("bf16-mixed", "True")
 
 
-def test_a_precision_with_a_loss_scaler_is_refused_before_any_run(tiny_config, tiny_store, tmp_path):
+def test_a_precision_with_a_loss_scaler_is_refused_before_any_run(tiny_config, surrogate_store, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.raises(ValueError, match="precision: '16-mixed' is not one of"):
-        train(tiny_config(tiny_store, tmp_path / "work", precision="16-mixed"), tracking_uri=uri)
+        train(tiny_config(surrogate_store, tmp_path / "work", precision="16-mixed"), tracking_uri=uri)
     assert not (tmp_path / "work").exists()
 
 
-def test_bf16_resumes_into_the_same_run(tiny_config, tiny_store, tmp_path):
+def test_bf16_resumes_into_the_same_run(tiny_config, surrogate_store, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = tiny_config(tiny_store, tmp_path / "work", precision="bf16-mixed", epochs=3, accelerator="cpu")
+    cfg = tiny_config(surrogate_store, tmp_path / "work", precision="bf16-mixed", epochs=3, accelerator="cpu")
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(cfg, extra_callbacks=[CrashAfter()], tracking_uri=uri)
     result = train(cfg, tracking_uri=uri)
@@ -102,8 +102,8 @@ def test_bf16_resumes_into_the_same_run(tiny_config, tiny_store, tmp_path):
     assert sorted(steps) == [0, 1, 2]
 
 
-def test_two_process_ddp_under_bf16_mixed(tiny_store, tmp_path, ddp_train):
-    result, uri = ddp_train(tiny_store, tmp_path, "--set", "precision=bf16-mixed")
+def test_two_process_ddp_under_bf16_mixed(surrogate_store, tmp_path, ddp_train):
+    result, uri = ddp_train(surrogate_store, tmp_path, "--set", "precision=bf16-mixed")
     assert result["status"] == "finished" and math.isfinite(result["best_val_loss"])
     assert (tmp_path / "work" / "best.ckpt").is_file()
     run = MlflowClient(uri).get_run(result["run_id"])

@@ -13,12 +13,6 @@ import torch
 from experiments.cli import main
 
 
-@pytest.fixture(scope="module")
-def record(store201_record):
-    """One material that is in the store: its id and pymatgen structure."""
-    return store201_record
-
-
 def store_prediction(ckpt, store, mat_id):
     """The model's output on the store's own graph of a material (the training path)."""
     from datamodules.datamodule import Collate
@@ -33,9 +27,9 @@ def store_prediction(ckpt, store, mat_id):
     return eps[0].numpy(), float(drude[0])
 
 
-def test_predict_on_a_cif_matches_the_model_on_the_stored_graph(trained, store201, record, tmp_path, capsys):
+def test_predict_on_a_cif_matches_the_model_on_the_stored_graph(trained, store201, store201_record, tmp_path, capsys):
     result, _, _ = trained
-    mat_id, structure = record
+    mat_id, structure = store201_record
     cif = tmp_path / "material.cif"
     structure.to(filename=str(cif))
     out = tmp_path / "out"
@@ -60,11 +54,11 @@ def test_predict_on_a_cif_matches_the_model_on_the_stored_graph(trained, store20
     assert float(table[0]["drude_eV"]) == pytest.approx(pred["drude_eV"]) and table[0]["error"] == ""
 
 
-def test_bad_files_fail_one_by_one_with_a_clear_reason(trained, record, tmp_path, capsys):
+def test_bad_files_fail_one_by_one_with_a_clear_reason(trained, store201_record, tmp_path, capsys):
     from pymatgen.core import Structure
 
     result, _, _ = trained
-    _, structure = record
+    _, structure = store201_record
     good_cif, good_poscar = tmp_path / "good.cif", tmp_path / "POSCAR"
     structure.to(filename=str(good_cif))
     structure.to(filename=str(good_poscar), fmt="poscar")

@@ -24,10 +24,10 @@ def job(store: Path, tmp_path: Path, **over) -> tuple:
     return config, f"sqlite:///{tmp_path / 'mlflow.db'}", "resident", {}
 
 
-def test_a_sweep_trains_its_points_in_one_resident_process(tiny_store, tmp_path):
+def test_a_sweep_trains_its_points_in_one_resident_process(surrogate_store, tmp_path):
     doc = {
         "name": "r",
-        "dataset": {"store": str(tiny_store), "builtin": False},
+        "dataset": {"store": str(surrogate_store), "builtin": False},
         "recipe": {"epochs": 1, "batch_size": 8, "warmup_epochs": 0.5},
         "seeds": [1, 2],
         "axes": {"D": {"models": ["2b-tc"], "widths": [8], "D": [8, 16]}},
@@ -55,11 +55,11 @@ def test_a_sweep_trains_its_points_in_one_resident_process(tiny_store, tmp_path)
     assert len(client.search_runs([exp.experiment_id])) == 4  # the rerun trained nothing
 
 
-def test_a_crash_and_an_error_stay_with_their_point(tiny_store, tmp_path):
+def test_a_crash_and_an_error_stay_with_their_point(surrogate_store, tmp_path):
     resident = Resident(threads=1)
     try:
         first = {}
-        t = threading.Thread(target=lambda: first.update(resident.run(job(tiny_store, tmp_path), "p1")))
+        t = threading.Thread(target=lambda: first.update(resident.run(job(surrogate_store, tmp_path), "p1")))
         t.start()
         deadline = time.time() + 60
         while (resident.proc is None or not resident.proc.is_alive()) and time.time() < deadline:
@@ -70,15 +70,15 @@ def test_a_crash_and_an_error_stay_with_their_point(tiny_store, tmp_path):
         t.join(timeout=120)
         assert first == {"error": "the resident training process of p1 exited with code -9 and wrote no result"}
 
-        bad = resident.run(job(tiny_store, tmp_path, width=0), "p2")  # an error inside the point
+        bad = resident.run(job(surrogate_store, tmp_path, width=0), "p2")  # an error inside the point
         assert "error" in bad and "width" in bad["error"]
         assert resident.proc is None  # replaced: the next point does not inherit a failed process
 
         # DataLoader workers, as a GPU point has by default: a daemonic process could not start them
-        good = resident.run(job(tiny_store, tmp_path, seed=2, num_workers=2), "p3")
+        good = resident.run(job(surrogate_store, tmp_path, seed=2, num_workers=2), "p3")
         assert good.get("status") == "finished", good
         pid = resident.proc.pid
-        again = resident.run(job(tiny_store, tmp_path, seed=2), "p3")  # skipped, by the same process
+        again = resident.run(job(surrogate_store, tmp_path, seed=2), "p3")  # skipped, by the same process
         assert again.get("status") == "skipped" and resident.proc.pid == pid, again
     finally:
         resident.stop()
@@ -108,9 +108,9 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
-def test_the_resident_process_ends_when_its_worker_is_killed(tiny_store, tmp_path):
+def test_the_resident_process_ends_when_its_worker_is_killed(surrogate_store, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-c", HOLDER, str(tiny_store), str(tmp_path)]
+    cmd = [sys.executable, "-c", HOLDER, str(surrogate_store), str(tmp_path)]
     holder = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
     try:
         pid = int(holder.stdout.readline())

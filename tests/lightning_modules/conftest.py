@@ -15,14 +15,19 @@ def sample_store(samples_dir, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def sample_batch(sample_store):
-    """Both real samples in one batch, with triplets."""
+def first_two(store_path):
+    """A store's first two materials in one batch, with triplets."""
     from datamodules.datamodule import Collate
     from datamodules.store import GraphStore
 
-    store = GraphStore(sample_store)
-    return Collate(with_triplets=True)([store.read(i) | {"idx": i} for i in range(len(store))])
+    store = GraphStore(store_path)
+    return Collate(with_triplets=True)([store.read(i) | {"idx": i} for i in range(2)])
+
+
+@pytest.fixture(scope="session")
+def sample_batch(sample_store):
+    """Both real samples in one batch, with triplets."""
+    return first_two(sample_store)
 
 
 @pytest.fixture(scope="session", params=["samples", "surrogate"])
@@ -33,9 +38,4 @@ def graph_store(request):
 
 @pytest.fixture(scope="session")
 def graph_batch(graph_store):
-    """The store's first two materials in one batch, with triplets."""
-    from datamodules.datamodule import Collate
-    from datamodules.store import GraphStore
-
-    store = GraphStore(graph_store)
-    return Collate(with_triplets=True)([store.read(i) | {"idx": i} for i in range(2)])
+    return first_two(graph_store)
